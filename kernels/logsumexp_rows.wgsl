@@ -1,0 +1,44 @@
+// logsumexp_rows: y[r] = m_r + log Σ_c exp(x[r, c] − m_r), m_r the row
+// maximum (a row of −∞ gives −∞). CPU twin: cpuBackend.logsumexpRows.
+//
+// Thread layout: one thread per row.
+// Dispatch: ceil(rows / WORKGROUP_SIZE) workgroups, folded into (x, y) by
+// WebGpuDevice.grid (linear index x + y · num_workgroups.x).
+
+struct Params {
+  rows: u32,
+  cols: u32,
+}
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<uniform> params: Params;
+
+override WORKGROUP_SIZE: u32 = 64;
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn main(
+  @builtin(workgroup_id) group: vec3<u32>,
+  @builtin(num_workgroups) groups: vec3<u32>,
+  @builtin(local_invocation_index) thread: u32,
+) {
+  let r = (group.x + group.y * groups.x) * WORKGROUP_SIZE + thread;
+  if (r >= params.rows) {
+    return;
+  }
+  let start = r * params.cols;
+  let negative_infinity = bitcast<f32>(0xff800000u);
+  var largest = negative_infinity;
+  for (var c = 0u; c < params.cols; c++) {
+    largest = max(largest, x[start + c]);
+  }
+  if (largest == negative_infinity) {
+    y[r] = negative_infinity;
+    return;
+  }
+  var sum = 0.0;
+  for (var c = 0u; c < params.cols; c++) {
+    sum += exp(x[start + c] - largest);
+  }
+  y[r] = largest + log(sum);
+}

@@ -1,0 +1,41 @@
+// softmax_rows: y[r, c] = exp(x[r, c] − m_r) / Σ_c' exp(x[r, c'] − m_r)
+// with m_r the row maximum. CPU twin: cpuBackend.softmaxRows.
+//
+// Thread layout: one thread per row.
+// Dispatch: ceil(rows / WORKGROUP_SIZE) workgroups, folded into (x, y) by
+// WebGpuDevice.grid (linear index x + y · num_workgroups.x).
+
+struct Params {
+  rows: u32,
+  cols: u32,
+}
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<uniform> params: Params;
+
+override WORKGROUP_SIZE: u32 = 64;
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn main(
+  @builtin(workgroup_id) group: vec3<u32>,
+  @builtin(num_workgroups) groups: vec3<u32>,
+  @builtin(local_invocation_index) thread: u32,
+) {
+  let r = (group.x + group.y * groups.x) * WORKGROUP_SIZE + thread;
+  if (r >= params.rows) {
+    return;
+  }
+  let start = r * params.cols;
+  var largest = x[start];
+  for (var c = 1u; c < params.cols; c++) {
+    largest = max(largest, x[start + c]);
+  }
+  var sum = 0.0;
+  for (var c = 0u; c < params.cols; c++) {
+    sum += exp(x[start + c] - largest);
+  }
+  for (var c = 0u; c < params.cols; c++) {
+    y[start + c] = exp(x[start + c] - largest) / sum;
+  }
+}
