@@ -21,6 +21,8 @@
  * @module
  */
 
+export { Random, type RandomState } from "./src/random.ts";
+export type { CsrMatrix } from "./src/graph/csr.ts";
 export type {
   AdamStep,
   Backend,
@@ -112,6 +114,13 @@ export {
   xavierNormal,
   xavierUniform,
 } from "./src/engine/init.ts";
+export {
+  type CheckedFunction,
+  type CheckedInput,
+  checkGradients,
+  type GradientCheckOptions,
+  type GradientCheckResult,
+} from "./src/engine/gradcheck.ts";
 export {
   Adam,
   type AdamOptions,

@@ -21,7 +21,16 @@ import {
 import { datasetStatistics, loadDataset } from "./src/data/dataset.ts";
 import { DataError } from "./src/data/errors.ts";
 import { ensureDefaultDataset } from "./src/data/synth.ts";
-import { buildGraphs, type GraphModelKind } from "./src/graph/graphs.ts";
+import { buildGraphs } from "./src/graph/graphs.ts";
+import { modelEntry } from "./src/models/registry.ts";
+import {
+  epochLogLines,
+  finalLogLines,
+  gridSearch,
+  gridTableLines,
+  NonFiniteLossError,
+  openBackend,
+} from "./src/trainer.ts";
 
 const USAGE = `Usage: deno task train [-m MODEL] [-d DATASET] [--key value …]
 
@@ -51,32 +60,47 @@ async function main(argv: string[]): Promise<void> {
   const dataset = loadDataset(config);
   for (const line of datasetStatistics(dataset)) console.log(line);
 
-  // Graphs depend on knn_k only; the trainer rebuilds them (from the cache)
-  // when a grid searches over knn_k.
+  // The trainer reuses these for every combination with the same knn_k.
   const [firstRun] = expandGrid(config);
   const graphs = await buildGraphs(dataset, {
     knn_k: firstRun.knn_k,
     cacheDir: config.graph_cache_dir === "" ? null : config.graph_cache_dir,
-    modelKind: config.model as GraphModelKind,
+    modelKind: modelEntry(config.model).graphKind,
   });
-  const built = [
-    graphs.adjacency && "adjacency",
-    graphs.userItem && "user-item",
-    graphs.structural && "structural",
-    ...Object.keys(graphs.modality),
-  ].filter(Boolean);
-  console.log(`Graphs ready: ${built.join(", ") || "none needed"}`);
 
-  // TODO(lead): hand off to the trainer (src/trainer.ts, MODEL engineer)
-  // once it lands; until then the run stops here.
-  console.log("Training is not available yet: src/trainer.ts is missing.");
+  const search = await gridSearch(config, dataset, {
+    graphs,
+    backend: await openBackend(config.device),
+    callbacksFor: (index, count, parameters) => {
+      if (count > 1) {
+        console.log(
+          `\ncombination ${index + 1}/${count}: ` +
+            JSON.stringify(parameters),
+        );
+      }
+      return {
+        onEpoch: (record) => {
+          for (const line of epochLogLines(record, config.model)) {
+            console.log(line);
+          }
+        },
+      };
+    },
+  });
+  const closing = search.combinations.length > 1
+    ? gridTableLines(search)
+    : finalLogLines(search.combinations[0].result);
+  for (const line of closing) console.log(line);
 }
 
 if (import.meta.main) {
   try {
     await main(Deno.args);
   } catch (error) {
-    if (error instanceof ConfigError || error instanceof DataError) {
+    if (
+      error instanceof ConfigError || error instanceof DataError ||
+      error instanceof NonFiniteLossError
+    ) {
       console.error(`error: ${error.message}`);
       Deno.exit(1);
     }

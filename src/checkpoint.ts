@@ -24,6 +24,9 @@ import denoConfig from "../deno.json" with { type: "json" };
 /** The package version written into every checkpoint's metadata. */
 export const PACKAGE_VERSION: string = denoConfig.version;
 
+/** File name of the best-valid checkpoint inside a run folder. */
+export const BEST_CHECKPOINT_FILE = "best.safetensors";
+
 /** File name of the training state's JSON half inside a run folder. */
 export const TRAINING_STATE_FILE = "state.json";
 
@@ -52,6 +55,8 @@ export class CheckpointError extends Error {
   readonly path: string;
 
   /**
+   * Creates the error; the message becomes `<path>: <problem>`.
+   *
    * @param path The file the error is about.
    * @param problem What is wrong with it (and what was expected).
    */
@@ -192,6 +197,28 @@ export async function writeFileAtomic(
   }
 
   await syncFolder(folder);
+}
+
+/**
+ * Removes the temporary files that {@linkcode writeFileAtomic} calls for
+ * `path` left behind when their process was killed mid-write.
+ */
+async function removeLeftoverTemporaryFiles(path: string): Promise<void> {
+  const prefix = `.${basename(path)}.`;
+  const pattern = /^\d+\.[0-9a-f]+\.tmp$/;
+  try {
+    for await (const entry of Deno.readDir(dirname(path))) {
+      const name = entry.name;
+      if (
+        entry.isFile && name.startsWith(prefix) &&
+        pattern.test(name.slice(prefix.length))
+      ) {
+        await Deno.remove(join(dirname(path), name)).catch(() => {});
+      }
+    }
+  } catch {
+    // A missing folder is reported by the write that follows.
+  }
 }
 
 async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
@@ -620,6 +647,9 @@ export async function readSafetensors(
  * `config` (JSON), `dataset_fingerprint`, `epoch`, `metrics` (JSON) and
  * `version`.
  *
+ * Temporary files of an earlier save of the same path that was killed
+ * mid-write are removed first.
+ *
  * @param path The file to write (conventionally `*.safetensors`).
  * @param checkpoint The weights by `state_dict` name, and the metadata.
  * @returns Resolves once the file is in place (written atomically).
@@ -657,6 +687,7 @@ export async function saveCheckpoint(
       `checkpoint epoch must be an integer, got ${metadata.epoch}`,
     );
   }
+  await removeLeftoverTemporaryFiles(path);
   await writeSafetensors(path, checkpoint.tensors, {
     format: "pt",
     model: metadata.model,
@@ -888,6 +919,49 @@ export async function datasetFingerprint(
   return parts.join(";");
 }
 
+/** The config keys that locate a dataset's interaction file. */
+export interface InteractionFileOptions {
+  /** Folder holding one folder per dataset (default `data`). */
+  data_path?: string | null;
+  /** Dataset name. */
+  dataset: string;
+  /** Interaction file name (default `<dataset>.inter`). */
+  inter_file_name?: string | null;
+}
+
+/**
+ * Where a dataset's interaction file is, as `loadDataset` finds it:
+ * `<data_path>/<dataset>/<inter_file_name or dataset.inter>`.
+ *
+ * @param options The config (a `RunConfig` will do).
+ * @returns The path.
+ */
+export function interactionFilePath(options: InteractionFileOptions): string {
+  return join(
+    options.data_path ?? "data",
+    options.dataset,
+    options.inter_file_name ?? `${options.dataset}.inter`,
+  );
+}
+
+/**
+ * The {@linkcode datasetFingerprint} of a loaded dataset: its interaction
+ * file (located from the config) and its feature shapes.
+ *
+ * @param options The config the dataset was loaded with.
+ * @param dataset The loaded dataset.
+ * @returns The fingerprint.
+ */
+export function fingerprintOfDataset(
+  options: InteractionFileOptions,
+  dataset: Dataset,
+): Promise<string> {
+  return datasetFingerprint(
+    interactionFilePath(options),
+    featureShapesOf(dataset),
+  );
+}
+
 /**
  * Checks that a checkpoint was made on the given dataset.
  *
@@ -923,12 +997,20 @@ export function checkDatasetFingerprint(
           `${now.get(key) ?? "absent"} now`,
     );
   }
+  const trainedOn = checkpoint.metadata.config.dataset;
   throw new CheckpointError(
     checkpoint.path,
-    `made on another dataset than "${datasetName}": ` +
-      `${differences.join("; ")}`,
+    `made on another dataset than "${datasetName}"` +
+      (typeof trainedOn === "string" && trainedOn !== datasetName
+        ? ` (it was trained on "${trainedOn}")`
+        : "") +
+      `: ${differences.join("; ")}`,
   );
 }
+
+/** Temporary files {@linkcode writeFileAtomic} leaves if killed. */
+const STATE_TEMPORARY_FILE =
+  /^\.(state-epoch\d+\.safetensors|state\.json)\.\d+\.[0-9a-f]+\.tmp$/;
 
 /** Tensor-name prefixes inside the training state's safetensors file. */
 const STATE_GROUPS = {
@@ -942,7 +1024,8 @@ const STATE_GROUPS = {
  * `state-epoch<N>.safetensors`, everything else to `state.json`, which names
  * the arrays file and its SHA-256. Both are written atomically, arrays
  * first, and older arrays files are removed last, so a run killed at any
- * point leaves a consistent pair (the new one or the previous one).
+ * point leaves a consistent pair (the new one or the previous one). The
+ * next save also removes temporary files a killed save left behind.
  *
  * @param runDir The run folder.
  * @param state The state after a finished epoch.
@@ -987,12 +1070,14 @@ export async function saveTrainingState(
     JSON.stringify(json, null, 1) + "\n",
   );
 
+  // Older arrays files, and temporary files of a run killed mid-write.
   for await (const entry of Deno.readDir(runDir)) {
-    if (
-      entry.isFile && entry.name !== tensorsFile &&
-      /^state-epoch\d+\.safetensors$/.test(entry.name)
-    ) {
-      await Deno.remove(join(runDir, entry.name));
+    const stale = entry.name !== tensorsFile && (
+      /^state-epoch\d+\.safetensors$/.test(entry.name) ||
+      STATE_TEMPORARY_FILE.test(entry.name)
+    );
+    if (entry.isFile && stale) {
+      await Deno.remove(join(runDir, entry.name)).catch(() => {});
     }
   }
 }

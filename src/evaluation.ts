@@ -118,7 +118,8 @@ export interface RelevantItems {
  * const relevant = relevantItems({
  *   users: new Int32Array([3, 1, 3]), items: new Int32Array([7, 2, 5]),
  * });
- * // relevant.users = [1, 3]; items of user 3 = [5, 7]
+ * console.assert(relevant.users.join() === "1,3");
+ * console.assert(relevant.items.join() === "2,5,7");
  * ```
  */
 export function relevantItems(split: Interactions): RelevantItems {
@@ -159,7 +160,8 @@ export function relevantItems(split: Interactions): RelevantItems {
  * @throws {RangeError} When a score is NaN (the model diverged).
  * @example
  * ```ts
- * selectTopK(new Float32Array([0.1, 0.9, 0.9, 0.3]), 1, 4, 2); // [1, 2]
+ * const top = selectTopK(new Float32Array([0.1, 0.9, 0.9, 0.3]), 1, 4, 2);
+ * console.assert(top.join() === "1,2");
  * ```
  */
 export function selectTopK(
@@ -322,7 +324,7 @@ export async function rankTopK(
  * @throws {RangeError} On an unknown name, listing the choices.
  * @example
  * ```ts
- * parseMetrics(["Recall", "NDCG"]); // ["recall", "ndcg"]
+ * console.assert(parseMetrics(["Recall", "NDCG"]).join() === "recall,ndcg");
  * ```
  */
 export function parseMetrics(metrics: string[]): MetricName[] {
@@ -355,8 +357,8 @@ export function parseMetrics(metrics: string[]): MetricName[] {
  * ```ts
  * const relevant = { users: new Int32Array([0]),
  *   offsets: new Int32Array([0, 1]), items: new Int32Array([4]) };
- * metricSums(new Int32Array([2, 4]), 2, relevant, [2], ["recall"]);
- * // { "recall@2": 1 }
+ * const sums = metricSums(new Int32Array([2, 4]), 2, relevant, [2], ["recall"]);
+ * console.assert(sums["recall@2"] === 1);
  * ```
  */
 export function metricSums(
@@ -474,7 +476,9 @@ export async function evaluate(
  * @returns One line.
  * @example
  * ```ts
- * formatMetrics({ "recall@20": 0.12345 }); // "recall@20: 0.1235"
+ * console.assert(
+ *   formatMetrics({ "recall@20": 0.12345 }) === "recall@20: 0.1235",
+ * );
  * ```
  */
 export function formatMetrics(metrics: Record<string, number>): string {

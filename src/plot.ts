@@ -37,6 +37,8 @@ export interface LineChartOptions {
   height?: number;
   /** Use whole-number ticks on the x axis (epochs); default true. */
   integerX?: boolean;
+  /** Vertical marker lines, e.g. the best valid epoch. */
+  markers?: { x: number; label: string }[];
 }
 
 /** One group of bars of a {@linkcode gridSvg} chart. */
@@ -66,7 +68,7 @@ export interface GridChartOptions {
 }
 
 /** One epoch of a run as `summary.json` records it. */
-export interface EpochRecord {
+export interface PlotEpoch {
   /** Epoch number (0-based, as MMRec logs it). */
   epoch: number;
   /** Mean train loss of the epoch. */
@@ -77,26 +79,37 @@ export interface EpochRecord {
   test?: Record<string, number> | null;
 }
 
-/** One grid-search combination as `summary.json` records it. */
-export interface CombinationRecord {
-  /** The hyper-parameter values of this combination. */
-  parameters: Record<string, unknown>;
+/** A run's outcome as `summary.json` records it (the trainer's result). */
+export interface RunRecord {
+  /** Per-epoch records. */
+  epochs?: PlotEpoch[];
+  /** Epoch of the best valid score. */
+  best_epoch?: number;
   /** Valid metrics at the best valid epoch. */
   best_valid?: Record<string, number> | null;
   /** Test metrics at the best valid epoch. */
   test_at_best_valid?: Record<string, number> | null;
-  /** Per-epoch records of this combination. */
-  epochs?: EpochRecord[];
+}
+
+/**
+ * One grid-search combination as `summary.json` records it: its
+ * parameters, and its outcome either inline or under `result`.
+ */
+export interface CombinationRecord extends RunRecord {
+  /** The hyper-parameter values of this combination. */
+  parameters: Record<string, unknown>;
+  /** The combination's outcome (the trainer's `TrainResult`). */
+  result?: RunRecord;
 }
 
 /** The parts of a run's `summary.json` the plots use. */
-export interface PlotSummary {
-  /** Per-epoch records of the run (of the best combination in a grid). */
-  epochs?: EpochRecord[];
+export interface PlotSummary extends RunRecord {
   /** Every combination of a grid search, when there was one. */
   combinations?: CombinationRecord[];
   /** Index into `combinations` of the best by valid score. */
   best_combination?: number;
+  /** Same as `best_combination` (the trainer's `GridSearchResult` name). */
+  best_by_valid?: number;
 }
 
 /** Options of {@linkcode writeRunPlots}. */
@@ -194,6 +207,22 @@ export function lineChartSvg(options: LineChartOptions): string {
       yLabel: options.yLabel,
     }),
   );
+
+  for (const marker of options.markers ?? []) {
+    if (marker.x < xScale.min || marker.x > xScale.max) continue;
+    const x = fixed(px(marker.x));
+    parts.push(
+      `<g class="marker">`,
+      `<line x1="${x}" y1="${margin.top}" x2="${x}" ` +
+        `y2="${margin.top + plotHeight}" stroke="#888" ` +
+        `stroke-dasharray="2 3"/>`,
+      text(px(marker.x) + 4, margin.top + 12, marker.label, {
+        size: 11,
+        fill: "#555",
+      }),
+      "</g>",
+    );
+  }
 
   for (const line of series) {
     if (line.points.length === 0) continue;
@@ -398,9 +427,18 @@ export async function writeRunPlots(
 ): Promise<string[]> {
   const metrics = options.metrics ?? ["recall@20", "ndcg@20"];
   const gridMetric = options.gridMetric ?? "recall@20";
-  const combinations = summary.combinations ?? [];
-  const epochs = summary.epochs ??
-    combinations[summary.best_combination ?? 0]?.epochs ?? [];
+  const combinations = (summary.combinations ?? []).map((combination) => ({
+    ...combination.result,
+    ...combination,
+  }));
+  const best = summary.best_combination ?? summary.best_by_valid;
+  const run: RunRecord = summary.epochs !== undefined
+    ? summary
+    : combinations[best ?? 0] ?? {};
+  const epochs = run.epochs ?? [];
+  const markers = typeof run.best_epoch === "number" && run.best_epoch >= 0
+    ? [{ x: run.best_epoch, label: `best valid (epoch ${run.best_epoch})` }]
+    : [];
   const written: string[] = [];
   const write = async (name: string, svg: string) => {
     const path = join(runDir, name);
@@ -448,6 +486,7 @@ export async function writeRunPlots(
       xLabel: "epoch",
       yLabel: "score",
       series: metricSeries,
+      markers,
     }),
   );
 
@@ -472,7 +511,7 @@ export async function writeRunPlots(
             ),
           },
         ],
-        highlight: summary.best_combination,
+        highlight: best,
       }),
     );
   }

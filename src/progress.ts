@@ -9,8 +9,6 @@
  * @module
  */
 
-import type { GraphProgress } from "./graph/graphs.ts";
-
 /** Options of {@linkcode ProgressReporter}. */
 export interface ProgressOptions {
   /**
@@ -59,6 +57,8 @@ export class ProgressReporter {
   #phase: Phase | undefined;
 
   /**
+   * Creates a reporter; nothing is written until the first report.
+   *
    * @param options Output, clock and intervals; all optional.
    */
   constructor(options: ProgressOptions = {}) {
@@ -71,9 +71,10 @@ export class ProgressReporter {
   }
 
   /**
-   * Reports that `done` of `total` steps of a phase are finished. Report
-   * `done = 0` when the phase begins, so that rate and ETA count from there.
-   * Pass it (bound) as the progress callback of the trainer.
+   * Reports that `done` of `total` steps of a phase are finished. Rate and
+   * ETA count from the phase's first report (report `done = 0` when the
+   * phase begins to include the first step). Pass it (bound) as the
+   * progress callback of the trainer.
    *
    * @param phase The phase's name; a new name closes the previous phase.
    * @param done Steps finished so far.
@@ -113,7 +114,8 @@ export class ProgressReporter {
         unit,
         finishedVerb,
         total,
-        done: 0,
+        done,
+        startDone: done,
         start: now,
         lastOutput: now,
         drawn: false,
@@ -164,7 +166,7 @@ export class ProgressReporter {
     } else if (current.done >= current.total) {
       this.#write(
         `${current.name}: ${current.total} ${current.unit} in ` +
-          `${formatDuration(seconds)} (${formatRate(current.done, seconds)} ` +
+          `${formatDuration(seconds)} (${rate(current, seconds)} ` +
           `${current.unit}/s)\n`,
       );
     } else {
@@ -179,13 +181,13 @@ export class ProgressReporter {
     const phase = this.#phase!;
     const { name, unit, total, done, start } = phase;
     const seconds = (now - start) / 1000;
-    const eta = done >= total
+    const etaText = done >= total
       ? formatDuration(seconds)
-      : `ETA ${formatEta(done, total, seconds)}`;
+      : `ETA ${eta(phase, seconds)}`;
     const tail = phase.finishedVerb !== undefined
-      ? ` ${percent(phase)}  ${eta}`
+      ? ` ${percent(phase)}  ${etaText}`
       : ` ${done}/${total} ${unit}  ` +
-        `${formatRate(done, seconds)} ${unit}/s  ${eta}`;
+        `${rate(phase, seconds)} ${unit}/s  ${etaText}`;
     const room = this.#columns - name.length - tail.length - 4;
     const barWidth = Math.max(0, Math.min(40, room));
     const filled = total > 0
@@ -203,11 +205,11 @@ export class ProgressReporter {
     const seconds = (now - start) / 1000;
     if (phase.finishedVerb !== undefined) {
       return `${name}: ${percent(phase)}, ETA ` +
-        formatEta(done, total, seconds);
+        eta(phase, seconds);
     }
     return `${name}: ${done}/${total} ${unit}, ` +
-      `${formatRate(done, seconds)} ${unit}/s, ` +
-      `ETA ${formatEta(done, total, seconds)}`;
+      `${rate(phase, seconds)} ${unit}/s, ` +
+      `ETA ${eta(phase, seconds)}`;
   }
 }
 
@@ -231,20 +233,71 @@ export class ProgressReporter {
 export function graphProgress(
   reporter: ProgressReporter,
 ): (progress: GraphProgressReport) => void {
+  // A builder may report a fraction of 1 before its closing "built"; only
+  // the closing report ends the phase, so each graph gets one line.
+  const almostDone = 0.999;
   return (progress) => {
     reporter.reportFraction(
       `${progress.graph} graph`,
-      progress.stage === "building" ? progress.fraction : 1,
+      progress.stage === "building"
+        ? Math.min(progress.fraction, almostDone)
+        : 1,
       progress.stage === "cached" ? "read from cache" : "built",
     );
   };
 }
 
-/** The fields of a graph builder's progress report that are shown. */
-export type GraphProgressReport = Pick<
-  GraphProgress,
-  "graph" | "stage" | "fraction"
->;
+/**
+ * A per-batch progress callback that shows each epoch as a phase of
+ * `reporter`: pass it as the trainer's `onBatch`.
+ *
+ * @param reporter The reporter to show progress on.
+ * @returns The callback.
+ * @example
+ * ```ts
+ * const lines: string[] = [];
+ * const onBatch = batchProgress(
+ *   new ProgressReporter({ terminal: false, write: (t) => lines.push(t) }),
+ * );
+ * onBatch({ epoch: 0, done: 1, total: 2 });
+ * onBatch({ epoch: 0, done: 2, total: 2 });
+ * console.assert(lines[0].startsWith("epoch 0: 2 batches in"));
+ * ```
+ */
+export function batchProgress(
+  reporter: ProgressReporter,
+): (progress: BatchProgressReport) => void {
+  return (progress) =>
+    reporter.report(
+      `epoch ${progress.epoch}`,
+      progress.done,
+      progress.total,
+      "batches",
+    );
+}
+
+/** The fields of the trainer's per-batch report that are shown. */
+export interface BatchProgressReport {
+  /** Epoch (0-based). */
+  epoch: number;
+  /** Batches done in this epoch. */
+  done: number;
+  /** Batches per epoch. */
+  total: number;
+}
+
+/**
+ * The fields of a graph builder's progress report that are shown (a
+ * `GraphProgress` of `buildGraphs` will do).
+ */
+export interface GraphProgressReport {
+  /** Which graph, e.g. `"structural"`. */
+  graph: string;
+  /** `cached`: read from disk; `building`: partial; `built`: finished. */
+  stage: "cached" | "building" | "built";
+  /** Fraction of this graph done, 0..1. */
+  fraction: number;
+}
 
 interface Phase {
   name: string;
@@ -253,6 +306,8 @@ interface Phase {
   finishedVerb: string | undefined;
   total: number;
   done: number;
+  /** `done` at the phase's first report, when the clock started. */
+  startDone: number;
   start: number;
   lastOutput: number;
   drawn: boolean;
@@ -285,16 +340,26 @@ export function formatDuration(seconds: number): string {
   }m`;
 }
 
-function formatRate(done: number, seconds: number): string {
-  if (seconds <= 0) return "?";
-  const rate = done / seconds;
-  return rate >= 100 ? rate.toFixed(0) : rate >= 10 ? rate.toFixed(1) : rate
-    .toFixed(2);
+/**
+ * Steps per second since the phase's first report. The steps done before
+ * that report are not counted: their start time is unknown (a trainer that
+ * reports after each batch first reports `done = 1`).
+ */
+function rate(phase: Phase, seconds: number): string {
+  const steps = phase.done - phase.startDone;
+  if (seconds <= 0 || steps <= 0) return "?";
+  const perSecond = steps / seconds;
+  return perSecond >= 100
+    ? perSecond.toFixed(0)
+    : perSecond >= 10
+    ? perSecond.toFixed(1)
+    : perSecond.toFixed(2);
 }
 
-function formatEta(done: number, total: number, seconds: number): string {
-  if (done <= 0 || seconds <= 0) return "?";
-  return formatDuration(((total - done) * seconds) / done);
+function eta(phase: Phase, seconds: number): string {
+  const steps = phase.done - phase.startDone;
+  if (seconds <= 0 || steps <= 0) return "?";
+  return formatDuration(((phase.total - phase.done) * seconds) / steps);
 }
 
 const stderrEncoder = new TextEncoder();

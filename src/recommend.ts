@@ -8,6 +8,8 @@
 
 import { join } from "node:path";
 import { writeFileAtomic } from "./checkpoint.ts";
+import type { Dataset } from "./data/dataset.ts";
+import { rankTopK, relevantItems, type ScoreSource } from "./evaluation.ts";
 
 /** The top-K lists of a set of users, as the evaluation produced them. */
 export interface TopKLists {
@@ -151,4 +153,70 @@ export async function writeRecommendations(
   const path = join(runDir, recommendationFileName(options, k));
   await writeFileAtomic(path, table);
   return path;
+}
+
+/** What {@linkcode writeTestRecommendations} needs of a model. */
+export interface ScoringModel {
+  /** A full-ranking scorer over the current parameters. */
+  scorer(): ScoreSource & { dispose(): void };
+}
+
+/**
+ * Ranks the top `max(topk)` items of every test user with the model's
+ * current parameters (train items masked, as in evaluation) and writes
+ * them into the run folder, as MMRec's `save_recommended_topk` does for
+ * the test split. Call it when the model holds its best-valid weights.
+ *
+ * @param runDir The run folder.
+ * @param model The model (a `Recommender`).
+ * @param dataset The dataset.
+ * @param config `model`, `dataset`, `topk`, `eval_batch_size` (a
+ *   `RunConfig` will do) and the grid combination index.
+ * @returns The path written.
+ * @throws {RangeError} The test split has no users, or a score is NaN.
+ * @example
+ * ```ts ignore
+ * if (record.improved && run.save_recommended_topk) {
+ *   await writeTestRecommendations(runDir, context.model, dataset, run);
+ * }
+ * ```
+ */
+export async function writeTestRecommendations(
+  runDir: string,
+  model: ScoringModel,
+  dataset: Dataset,
+  config: {
+    model: string;
+    dataset: string;
+    topk: number[];
+    eval_batch_size?: number;
+    combination?: number;
+  },
+): Promise<string> {
+  const users = relevantItems(dataset.test).users;
+  if (users.length === 0) {
+    throw new RangeError(
+      `the test split of dataset "${dataset.name}" has no users to ` +
+        `recommend for`,
+    );
+  }
+  const k = Math.max(...config.topk);
+  const scorer = model.scorer();
+  let ranked: Int32Array;
+  try {
+    ranked = await rankTopK(
+      dataset,
+      scorer,
+      users,
+      k,
+      config.eval_batch_size ?? 4096,
+    );
+  } finally {
+    scorer.dispose();
+  }
+  return await writeRecommendations(runDir, splitTopK(users, ranked), {
+    model: config.model,
+    dataset: config.dataset,
+    combination: config.combination,
+  });
 }

@@ -308,13 +308,7 @@ export async function train(
 
   let firstEpoch = 0;
   let history: EpochRecord[] = [];
-  let stopping: EarlyStopping = {
-    best_score: -1,
-    best_epoch: -1,
-    patience: 0,
-    best_valid: {},
-    test_at_best_valid: {},
-  };
+  let stopping = initialEarlyStopping();
   if (options.resume !== undefined) {
     const state = options.resume;
     restoreParameters(model, state.parameters);
@@ -360,19 +354,15 @@ export async function train(
         record.valid = valid;
         record.test = test;
         record.valid_score = valid[validMetric];
-        record.improved = record.valid_score > stopping.best_score;
-        if (record.improved) {
-          stopping = {
-            best_score: record.valid_score,
-            best_epoch: epoch,
-            patience: 0,
-            best_valid: valid,
-            test_at_best_valid: test,
-          };
-        } else {
-          stopping = { ...stopping, patience: stopping.patience + 1 };
-          stoppedEarly = stopping.patience > config.stopping_step;
-        }
+        stopping = updateEarlyStopping(
+          stopping,
+          epoch,
+          validMetric,
+          valid,
+          test,
+        );
+        record.improved = stopping.best_epoch === epoch;
+        stoppedEarly = stopping.patience > config.stopping_step;
       }
       history.push(record);
 
@@ -402,6 +392,60 @@ export async function train(
     stopped_early: stoppedEarly,
     seconds: (performance.now() - started) / 1000,
   };
+}
+
+/** Early-stopping counters before the first evaluation. */
+export function initialEarlyStopping(): EarlyStopping {
+  return {
+    best_score: -1,
+    best_epoch: -1,
+    patience: 0,
+    best_valid: {},
+    test_at_best_valid: {},
+  };
+}
+
+/**
+ * MMRec's early-stopping rule after one evaluation: a strictly better
+ * valid score resets the patience and records the epoch's metrics; any
+ * other score adds one to the patience. Training stops once the patience
+ * exceeds `stopping_step`.
+ *
+ * @param stopping The counters so far.
+ * @param epoch The evaluated epoch.
+ * @param validMetric The key of the score, e.g. `recall@20`.
+ * @param valid Valid metrics of the epoch.
+ * @param test Test metrics of the epoch.
+ * @returns The new counters.
+ * @example
+ * ```ts
+ * import { initialEarlyStopping, updateEarlyStopping } from "./trainer.ts";
+ *
+ * let stopping = initialEarlyStopping();
+ * stopping = updateEarlyStopping(stopping, 0, "recall@20", {
+ *   "recall@20": 0.1,
+ * }, { "recall@20": 0.09 });
+ * console.assert(stopping.best_epoch === 0 && stopping.patience === 0);
+ * ```
+ */
+export function updateEarlyStopping(
+  stopping: EarlyStopping,
+  epoch: number,
+  validMetric: string,
+  valid: Metrics,
+  test: Metrics,
+): EarlyStopping {
+  const score = valid[validMetric];
+  if (score > stopping.best_score) {
+    return {
+      best_score: score,
+      best_epoch: epoch,
+      patience: 0,
+      best_valid: valid,
+      test_at_best_valid: test,
+    };
+  }
+  return { ...stopping, patience: stopping.patience + 1 };
 }
 
 /**

@@ -3,7 +3,7 @@ import {
   Adam,
   type Backend,
   cpuBackend,
-  CpuStorage,
+  type CpuStorage,
   createCpuBackend,
   mul,
   Parameter,

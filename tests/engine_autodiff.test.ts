@@ -17,6 +17,7 @@ import {
   meanOf,
   mul,
   noGrad,
+  norm,
   Parameter,
   sparseConstant,
   splitRows,
@@ -187,4 +188,13 @@ Deno.test("a constant input gets no gradient and no graph", () => {
   const y = mul(x, x);
   assert.equal(y.requiresGrad, false);
   assert.equal(y.node, null);
+});
+
+Deno.test("composite ops under noGrad() leave no temporaries behind", () => {
+  const { backend, live } = countingBackend();
+  const x = tensor([1, 2, 3, 4, 5, 6], [3, 2], backend);
+  const y = tensor([1, 0, 0, 1, 1, 1], [3, 2], backend);
+  const results = noGrad(() => [infoNce(x, y, 0.2), norm(x)]);
+  for (const result of [...results, x, y]) result.free();
+  assert.equal(live.size, 0);
 });

@@ -115,13 +115,16 @@ function densify(matrix: CsrMatrix): Float64Array {
   return dense;
 }
 
-Deno.test("spmm() agrees with the dense product, including empty rows", async () => {
-  const matrix = randomCsr(23, 17, 0.2);
-  const x = randomValues(17 * 5);
-  const expected = naiveProduct(densify(matrix), x, 23, 17, 5, false, false);
-  const got = await spmm(sparseConstant(matrix), tensor(x, [17, 5])).toArray();
-  for (let i = 0; i < expected.length; i++) {
-    assert.ok(Math.abs(got[i] - expected[i]) < 1e-5);
+Deno.test("spmm() agrees with the dense product, including empty and long rows", async () => {
+  for (const density of [0.1, 0.3, 0.8]) {
+    const matrix = randomCsr(23, 17, density);
+    const x = randomValues(17 * 5);
+    const expected = naiveProduct(densify(matrix), x, 23, 17, 5, false, false);
+    const got = await spmm(sparseConstant(matrix), tensor(x, [17, 5]))
+      .toArray();
+    for (let i = 0; i < expected.length; i++) {
+      assert.ok(Math.abs(got[i] - expected[i]) < 1e-5, `density ${density}`);
+    }
   }
 });
 

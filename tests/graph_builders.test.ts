@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
-import type { Dataset, FeatureTable } from "../src/data/dataset.ts";
+import {
+  type Dataset,
+  type FeatureTable,
+  loadDataset,
+} from "../src/data/dataset.ts";
 import type { CsrMatrix } from "../src/graph/csr.ts";
 import {
+  buildGraphs,
   cpuDotProductBlock,
   createWorkerDotProductBlock,
   type DotProductBlock,
@@ -140,6 +145,11 @@ Deno.test("normalizedAdjacency() counts a repeated train pair once and gives iso
   assert.deepEqual(
     [...trainUserItems(dataset).neighbours],
     [0, 1, 1],
+  );
+  const outOfRange = pairsDataset([[0, 0], [1, 3]], 3, 3);
+  assert.throws(
+    () => normalizedAdjacency(outOfRange),
+    /Train row 1 has user 1, item 3; expected user in 0..2 and item in 0..2/,
   );
 });
 
@@ -305,4 +315,35 @@ Deno.test("withWorkerDotProduct() closes its pool, after which the block product
     /closed/,
   );
   assert.throws(() => createWorkerDotProductBlock(0), RangeError);
+});
+
+Deno.test("buildGraphs() on the dataset loader's msca-tiny equals the reference graphs", async () => {
+  const dataset = loadDataset({
+    data_path: `${MSCA}/data`,
+    dataset: "tiny",
+  });
+  const graphs = await buildGraphs(dataset, {
+    knn_k: 10,
+    cacheDir: null,
+    modelKind: "MSCA",
+  });
+  const expected = `${MSCA}/expected/graph`;
+  assert.deepEqual(
+    compareWithReference(graphs.adjacency!, `${expected}.norm_adj`),
+    [],
+  );
+  assert.deepEqual(
+    compareWithReference(graphs.structural!, `${expected}.struct`),
+    [],
+  );
+  for (const modality of ["image", "text"] as const) {
+    assert.deepEqual(
+      compareWithReference(
+        graphs.modality[modality]!,
+        `${expected}.${modality}`,
+      ),
+      [],
+    );
+  }
+  assert.deepEqual(graphs.userItem, userItemBlock(tiny));
 });

@@ -80,6 +80,16 @@ Deno.test("buildGraphs() builds MSCA's graphs once, then reads them from the cac
       text: "built",
     });
     assert.equal((await cacheFiles(cacheDir)).length, 5);
+    const imageBuilding = events.filter((event) =>
+      event.graph === "image" && event.stage === "building"
+    ).map((event) => event.fraction);
+    assert.equal(imageBuilding[0], 0);
+    assert.equal(imageBuilding.at(-1), 1);
+    assert.ok(
+      events.some((event) =>
+        event.graph === "structural" && event.stage === "building"
+      ),
+    );
     assert.deepEqual(first.structural, structuralGraph(tiny, 10));
     assert.deepEqual(
       first.modality.image,

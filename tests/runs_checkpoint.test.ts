@@ -187,6 +187,11 @@ Deno.test("saveCheckpoint() and loadCheckpoint() round-trip weights and metadata
     ]);
     const path = join(folder, "best.safetensors");
     const config = { embedding_size: 3, metrics: ["Recall"], tau: 0.2 };
+    // Left by an earlier save killed mid-write; the next save clears it.
+    await Deno.writeTextFile(
+      join(folder, ".best.safetensors.1234.abcd.tmp"),
+      "partial",
+    );
     const metrics = { valid: { "recall@20": 0.25 }, test: { "ndcg@20": 0.1 } };
 
     await saveCheckpoint(path, {

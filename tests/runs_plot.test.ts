@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
   combinationLabel,
-  type EpochRecord,
   gridSvg,
   lineChartSvg,
+  type PlotEpoch,
   writeRunPlots,
 } from "../src/plot.ts";
 
@@ -41,7 +41,7 @@ function checkWellFormed(xml: string): Map<string, number> {
   return counts;
 }
 
-function epochs(count: number): EpochRecord[] {
+function epochs(count: number): PlotEpoch[] {
   return Array.from({ length: count }, (_, epoch) => ({
     epoch,
     train_loss: 0.7 / (epoch + 1),
@@ -147,6 +147,7 @@ Deno.test("writeRunPlots() writes loss, metrics and grid charts", async () => {
   try {
     const written = await writeRunPlots(folder, {
       epochs: epochs(5),
+      best_epoch: 3,
       combinations: [
         {
           parameters: { seed: 1 },
@@ -181,9 +182,42 @@ Deno.test("writeRunPlots() writes loss, metrics and grid charts", async () => {
     ) {
       assert.ok(metrics.includes(`data-name="${name}"`), name);
     }
+    assert.ok(metrics.includes(">best valid (epoch 3)</text>"));
     const grid = await Deno.readTextFile(join(folder, "grid.svg"));
     checkWellFormed(grid);
     assert.ok(grid.includes("seed=2"));
+  } finally {
+    await Deno.remove(folder, { recursive: true });
+  }
+});
+
+Deno.test("writeRunPlots() reads a grid summary shaped like the trainer's result", async () => {
+  const folder = await Deno.makeTempDir({ prefix: "msca-plot-" });
+  try {
+    const combination = (layers: number, score: number) => ({
+      parameters: { seed: 999, n_layers: layers },
+      result: {
+        epochs: epochs(3 + layers),
+        best_epoch: 1 + layers,
+        best_valid: { "recall@20": score },
+        test_at_best_valid: { "recall@20": score - 0.01 },
+      },
+    });
+    await writeRunPlots(folder, {
+      combinations: [combination(1, 0.1), combination(2, 0.2)],
+      best_by_valid: 1,
+    });
+    const metrics = await Deno.readTextFile(join(folder, "metrics.svg"));
+    assert.ok(metrics.includes(">best valid (epoch 3)</text>"));
+    assert.equal(
+      metrics.match(/<circle /g)!.length,
+      4 * 5,
+      "the best combination's five epochs on four lines",
+    );
+    const grid = await Deno.readTextFile(join(folder, "grid.svg"));
+    assert.equal(grid.match(/class="bar"/g)!.length, 4);
+    assert.ok(grid.includes("seed=999 n_layers=2"));
+    assert.ok(grid.includes("0.1900</title>"));
   } finally {
     await Deno.remove(folder, { recursive: true });
   }

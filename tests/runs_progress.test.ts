@@ -70,6 +70,19 @@ Deno.test("ProgressReporter without a terminal writes plain lines only", () => {
   assert.ok(output.every((line) => !line.includes("\r")));
 });
 
+Deno.test("ProgressReporter counts the rate from the first report when it is not 0", () => {
+  const { reporter, output, advance } = recorder(false);
+  reporter.report("epoch 2", 1, 5, "batches");
+  for (let batch = 2; batch <= 5; batch++) {
+    advance(4000);
+    reporter.report("epoch 2", batch, 5, "batches");
+  }
+  assert.deepEqual(output, [
+    "epoch 2: 4/5 batches, 0.25 batches/s, ETA 4.0s\n",
+    "epoch 2: 5 batches in 16.0s (0.25 batches/s)\n",
+  ]);
+});
+
 Deno.test("ProgressReporter closes a phase when the next one starts", () => {
   const { reporter, output, advance } = recorder(false);
   reporter.report("epoch 0", 1, 4, "batches");
@@ -90,10 +103,11 @@ Deno.test("graphProgress() shows graph building as percentage phases", () => {
   plain.advance(12_000);
   onProgress({ graph: "structural", stage: "building", fraction: 0.5 });
   plain.advance(3_000);
+  onProgress({ graph: "structural", stage: "building", fraction: 1 });
   onProgress({ graph: "structural", stage: "built", fraction: 1 });
   onProgress({ graph: "image", stage: "cached", fraction: 1 });
   assert.deepEqual(plain.output, [
-    "structural graph: 50%, ETA 12.0s\n",
+    "structural graph: 50%, ETA 24.0s\n",
     "structural graph: built in 15.0s\n",
     "image graph: read from cache in 0.0s\n",
   ]);

@@ -5,7 +5,9 @@ import {
   recommendationsTsv,
   splitTopK,
   writeRecommendations,
+  writeTestRecommendations,
 } from "../src/recommend.ts";
+import { createDataset } from "../src/data/dataset.ts";
 
 Deno.test("recommendationsTsv() writes MMRec's id/top_0.. table", () => {
   const table = recommendationsTsv({
@@ -69,6 +71,51 @@ Deno.test("writeRecommendations() puts the table in the run folder", async () =>
       recommendationFileName({ model: "MSCA", dataset: "sports" }, 20),
       "MSCA-sports-idx0-top20.tsv",
     );
+  } finally {
+    await Deno.remove(folder, { recursive: true });
+  }
+});
+
+Deno.test("writeTestRecommendations() ranks every test user with train items masked", async () => {
+  const dataset = createDataset({
+    name: "toy",
+    users: new Int32Array([0, 0, 1, 1, 2, 2, 0]),
+    items: new Int32Array([0, 1, 2, 3, 0, 4, 4]),
+    labels: new Uint8Array([0, 0, 0, 2, 0, 1, 2]),
+  });
+  let disposed = 0;
+  // Every user prefers higher item IDs; user 1 prefers item 0 most.
+  const model = {
+    scorer: () => ({
+      scoreBlock: (users: Int32Array) => {
+        const scores = new Float32Array(users.length * dataset.itemCount);
+        users.forEach((user, r) => {
+          for (let item = 0; item < dataset.itemCount; item++) {
+            scores[r * dataset.itemCount + item] = user === 1 && item === 0
+              ? 10
+              : item;
+          }
+        });
+        return Promise.resolve(scores);
+      },
+      dispose: () => disposed++,
+    }),
+  };
+  const folder = await Deno.makeTempDir({ prefix: "msca-recommend-" });
+  try {
+    const path = await writeTestRecommendations(folder, model, dataset, {
+      model: "MSCA",
+      dataset: "toy",
+      topk: [2, 1],
+    });
+    assert.equal(path, join(folder, "MSCA-toy-idx0-top2.tsv"));
+    // Test users 0 and 1; user 0's train items 0, 1 and user 1's item 2
+    // are masked.
+    assert.equal(
+      await Deno.readTextFile(path),
+      "id\ttop_0\ttop_1\n0\t4\t3\n1\t0\t4\n",
+    );
+    assert.equal(disposed, 1);
   } finally {
     await Deno.remove(folder, { recursive: true });
   }

@@ -132,10 +132,16 @@ Deno.test("saveTrainingState() and loadTrainingState() round-trip every field", 
   });
 });
 
-Deno.test("saveTrainingState() keeps only the newest arrays file", async () => {
+Deno.test("saveTrainingState() keeps only the newest arrays file and no leftovers", async () => {
   await withTempDir(async (folder) => {
     await saveTrainingState(folder, stateAt(0, 1));
     await saveTrainingState(folder, stateAt(1, 2));
+    // What a save killed mid-write leaves behind.
+    await Deno.writeTextFile(
+      join(folder, ".state-epoch2.safetensors.4242.1a2b.tmp"),
+      "partial",
+    );
+    await Deno.writeTextFile(join(folder, ".state.json.4242.ff.tmp"), "{");
     await saveTrainingState(folder, stateAt(2, 3));
 
     assert.deepEqual(await listFolder(folder), [

@@ -345,7 +345,7 @@ export class CpuBackend implements Backend {
   }
 
   /**
-   * CSR times dense, one output row at a time, entries two at a time.
+   * CSR times dense, one output row at a time, entries four at a time.
    *
    * @param sparse The matrix.
    * @param x Dense `[sparse.cols, cols]`.
@@ -363,16 +363,21 @@ export class CpuBackend implements Backend {
       const base = row * cols;
       const end = offsets[row + 1];
       let entry = offsets[row];
-      for (; entry + 1 < end; entry += 2) {
+      for (; entry + 3 < end; entry += 4) {
         const v0 = values[entry];
         const v1 = values[entry + 1];
+        const v2 = values[entry + 2];
+        const v3 = values[entry + 3];
         const x0 = columns[entry] * cols;
         const x1 = columns[entry + 1] * cols;
+        const x2 = columns[entry + 2] * cols;
+        const x3 = columns[entry + 3] * cols;
         for (let j = 0; j < cols; j++) {
-          out[base + j] += v0 * dense[x0 + j] + v1 * dense[x1 + j];
+          out[base + j] += v0 * dense[x0 + j] + v1 * dense[x1 + j] +
+            v2 * dense[x2 + j] + v3 * dense[x3 + j];
         }
       }
-      if (entry < end) {
+      for (; entry < end; entry++) {
         const v0 = values[entry];
         const x0 = columns[entry] * cols;
         for (let j = 0; j < cols; j++) out[base + j] += v0 * dense[x0 + j];

@@ -16,7 +16,7 @@
 
 import { Random } from "../random.ts";
 import type { Backend } from "./backend.ts";
-import { cpuBackend, createCpuBackend, CpuStorage } from "./cpu.ts";
+import { cpuBackend, CpuStorage, createCpuBackend } from "./cpu.ts";
 import { mul, sum } from "./ops.ts";
 import { matrixShape, noGrad, Parameter, Tensor } from "./tensor.ts";
 
@@ -88,9 +88,7 @@ export function checkGradients(
   const reference = createCpuBackend({ precision: "float64" });
   const random = new Random(options.seed ?? 7);
   const stepOption = options.step ?? 1e-6;
-  const stepOf = typeof stepOption === "number"
-    ? () => stepOption
-    : stepOption;
+  const stepOf = typeof stepOption === "number" ? () => stepOption : stepOption;
   const absoluteTolerance = options.absoluteTolerance ?? 1e-6;
   const relativeTolerance = options.relativeTolerance ?? 1e-6;
   const maxValues = options.maxValuesPerInput ?? 48;

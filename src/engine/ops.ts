@@ -844,7 +844,8 @@ export function squaredNorm(x: Tensor): Tensor {
  * ```
  */
 export function norm(x: Tensor): Tensor {
-  return sqrt(squaredNorm(x));
+  const squared = squaredNorm(x);
+  return releaseUnrecorded(sqrt(squared), [squared]);
 }
 
 /**
@@ -1166,7 +1167,7 @@ export function infoNce(x: Tensor, y: Tensor, temperature: number): Tensor {
   // with P_bc = softmax_c(x̂_b·ŷ_c / τ): d(out)/d(x̂_b) = Σ_c (P_bc − δ_bc) ŷ_c
   // / (τ B), d(out)/d(ŷ_c) = Σ_b (P_bc − δ_bc) x̂_b / (τ B); then through
   // normalizeRows to x and y
-  return record(out, "infoNce", [xUnit, yUnit], (g) => {
+  record(out, "infoNce", [xUnit, yUnit], (g) => {
     const grads = backend.infoNceBackward(
       xUnit.storage,
       yUnit.storage,
@@ -1178,6 +1179,19 @@ export function infoNce(x: Tensor, y: Tensor, temperature: number): Tensor {
     );
     return [grads.x, grads.y];
   }, saved);
+  return releaseUnrecorded(out, [xUnit, yUnit]);
+}
+
+/**
+ * Frees the temporaries of a composite op when its result is not part of
+ * a graph (no-grad mode or constant inputs); backward frees them
+ * otherwise.
+ */
+function releaseUnrecorded(out: Tensor, temporaries: Tensor[]): Tensor {
+  if (out.node === null) {
+    for (const temporary of temporaries) temporary.free();
+  }
+  return out;
 }
 
 /** Options of {@linkcode bprLoss}. */

@@ -38,7 +38,7 @@ export type CacheKeyPart = string | number | ArrayBufferView;
  * @example
  * ```ts
  * const key = graphCacheKey(["structural", 10, new Int32Array([1, 2])]);
- * key.length; // 64
+ * console.assert(key.length === 64);
  * ```
  */
 export function graphCacheKey(parts: CacheKeyPart[]): string {
@@ -73,7 +73,7 @@ export function graphCacheKey(parts: CacheKeyPart[]): string {
  * @returns The file path.
  * @example
  * ```ts
- * graphCachePath("saved", "ab12"); // "saved/graphs/ab12.bin"
+ * console.assert(graphCachePath("saved", "ab12") === "saved/graphs/ab12.bin");
  * ```
  */
 export function graphCachePath(cacheDir: string, key: string): string {
@@ -95,6 +95,7 @@ function sha256(bytes: Uint8Array): Uint8Array {
  *   rows: 1, cols: 1, rowOffsets: new Int32Array([0, 1]),
  *   columnIndices: new Int32Array([0]), values: new Float32Array([1]),
  * });
+ * console.assert(decodeGraph(bytes)?.values[0] === 1);
  * ```
  */
 export function encodeGraph(graph: CsrMatrix): Uint8Array {
@@ -128,7 +129,7 @@ export function encodeGraph(graph: CsrMatrix): Uint8Array {
  * @returns The graph, or `null` when the bytes are not a valid graph file.
  * @example
  * ```ts
- * decodeGraph(new Uint8Array(3)); // null
+ * console.assert(decodeGraph(new Uint8Array(3)) === null);
  * ```
  */
 export function decodeGraph(bytes: Uint8Array): CsrMatrix | null {

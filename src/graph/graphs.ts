@@ -458,14 +458,12 @@ export async function buildGraphs(
       graph,
       ...parts,
     ]);
-    const result = await cachedGraph(
-      cacheDir,
-      key,
-      () =>
-        build((fraction) =>
-          report({ graph, stage: "building", fraction, seconds: seconds() })
-        ),
-    );
+    const result = await cachedGraph(cacheDir, key, () => {
+      const progress = (fraction: number) =>
+        report({ graph, stage: "building", fraction, seconds: seconds() });
+      progress(0);
+      return build(progress);
+    });
     report({
       graph,
       stage: result.hit ? "cached" : "built",

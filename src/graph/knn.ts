@@ -59,8 +59,12 @@ export interface ModalityGraphOptions {
  * undefined; the reference would train on NaN).
  * @example
  * ```ts
- * const unit = normalizeFeatureRows({ rows: 1, cols: 2, data: new Float32Array([3, 4]) });
- * // unit.data is [0.6, 0.8]
+ * const unit = normalizeFeatureRows({
+ *   rows: 1,
+ *   cols: 2,
+ *   data: new Float32Array([3, 4]),
+ * });
+ * console.assert(Math.abs(unit.data[0] - 0.6) < 1e-7);
  * ```
  */
 export function normalizeFeatureRows(features: FeatureTable): FeatureTable {
@@ -106,7 +110,8 @@ const COLUMN_TILE = 32;
  * @example
  * ```ts
  * const table = { rows: 2, cols: 2, data: new Float32Array([1, 0, 0, 1]) };
- * cpuDotProductBlock(table, 0, 2, 0, 2); // [1, 0, 0, 1]
+ * const block = cpuDotProductBlock(table, 0, 2, 0, 2);
+ * console.assert(block.join() === "1,0,0,1");
  * ```
  */
 export function cpuDotProductBlock(
@@ -140,7 +145,8 @@ export function cpuDotProductBlock(
  * ```ts
  * const table = { rows: 2, cols: 2, data: new Float32Array([1, 0, 0, 1]) };
  * const out = new Float64Array(2);
- * cpuDotProductInto(table, 1, 2, 0, 2, out); // out = [0, 1]
+ * cpuDotProductInto(table, 1, 2, 0, 2, out);
+ * console.assert(out.join() === "0,1");
  * ```
  */
 export function cpuDotProductInto(
@@ -302,7 +308,7 @@ class RowTopK {
  * ```ts
  * const features = { rows: 3, cols: 2, data: new Float32Array([1, 0, 1, 0.1, 0, 1]) };
  * const graph = await modalityGraph(features, 2);
- * graph.rows; // 3
+ * console.assert(graph.rows === 3 && graph.columnIndices.length === 6);
  * ```
  */
 export async function modalityGraph(

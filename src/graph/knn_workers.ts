@@ -31,6 +31,10 @@ export interface WorkerDotProduct {
  * every block's rows between them. Call `close()` when the graphs are
  * built (or use {@linkcode withWorkerDotProduct}).
  *
+ * The pool writes into two output buffers in turn: a returned block stays
+ * valid until the block product has been called twice more (as
+ * `modalityGraph` uses it: one block consumed while the next is computed).
+ *
  * @param workerCount Number of workers (default: the CPU count).
  * @returns The block product and its pool.
  * @throws {RangeError} When `workerCount` is not a positive integer.
@@ -78,6 +82,23 @@ export function createWorkerDotProductBlock(
     };
   }
 
+  // Two output buffers used in turn: enough for modalityGraph, which
+  // consumes block b while block b + 1 is computed. Fresh shared buffers
+  // per block are reclaimed too late by the garbage collector.
+  const outputs: (SharedArrayBuffer | null)[] = [null, null];
+  let turn = 0;
+  const nextOutput = (length: number): SharedArrayBuffer => {
+    turn = 1 - turn;
+    const bytes = length * Float64Array.BYTES_PER_ELEMENT;
+    let buffer = outputs[turn];
+    if (buffer === null || buffer.byteLength < bytes) {
+      buffer = outputs[turn] = new SharedArrayBuffer(bytes);
+    } else {
+      new Float64Array(buffer, 0, length).fill(0);
+    }
+    return buffer;
+  };
+
   let nextId = 0;
   let closed = false;
   let currentTable: FeatureTable | null = null;
@@ -109,7 +130,7 @@ export function createWorkerDotProductBlock(
 
     const width = columnEnd - columnStart;
     const rows = rowEnd - rowStart;
-    const output = new SharedArrayBuffer(rows * width * 8);
+    const output = nextOutput(rows * width);
     // Row ranges in multiples of 4, the kernel's tile height.
     const share = Math.ceil(rows / workerCount / 4) * 4;
     const jobs: Promise<void>[] = [];
@@ -135,7 +156,7 @@ export function createWorkerDotProductBlock(
       );
     }
     await Promise.all(jobs);
-    return new Float64Array(output);
+    return new Float64Array(output, 0, rows * width);
   };
 
   return {

@@ -9,6 +9,8 @@
 import type { GraphModelKind } from "../graph/graphs.ts";
 import type { ModelContext, ModelFactory, Recommender } from "./model.ts";
 import { MSCA } from "./msca.ts";
+import { LightGCN } from "./lightgcn.ts";
+import { BPR } from "./bpr.ts";
 
 /** A registered model: how to build it and which graphs it needs. */
 export interface ModelEntry {
@@ -21,6 +23,8 @@ export interface ModelEntry {
 /** Every model, by the name `-m` and `meta.json` use. */
 export const MODELS: Readonly<Record<string, ModelEntry>> = {
   MSCA: { create: (context) => new MSCA(context), graphKind: "MSCA" },
+  LightGCN: { create: (c) => new LightGCN(c), graphKind: "LightGCN" },
+  BPR: { create: (c) => new BPR(c), graphKind: "BPR" },
 };
 
 /**
