@@ -9,6 +9,7 @@
  * @module
  */
 
+import { join } from "node:path";
 import { parseCommandLine } from "./src/cli/args.ts";
 import {
   ConfigError,
@@ -17,38 +18,178 @@ import {
   expandGrid,
   formatConfig,
   loadConfig,
+  type RunConfig,
 } from "./src/config.ts";
-import { datasetStatistics, loadDataset } from "./src/data/dataset.ts";
+import {
+  type Dataset,
+  datasetStatistics,
+  loadDataset,
+} from "./src/data/dataset.ts";
 import { DataError } from "./src/data/errors.ts";
 import { ensureDefaultDataset } from "./src/data/synth.ts";
 import { buildGraphs } from "./src/graph/graphs.ts";
 import { modelEntry } from "./src/models/registry.ts";
 import {
   epochLogLines,
+  type EpochRecord,
   finalLogLines,
   gridSearch,
   gridTableLines,
   NonFiniteLossError,
   openBackend,
+  runSummary,
+  train,
+  type TrainCallbacks,
 } from "./src/trainer.ts";
+import {
+  BEST_CHECKPOINT_FILE,
+  CheckpointError,
+  fingerprintOfDataset,
+  loadTrainingState,
+  removeTrainingState,
+  saveCheckpoint,
+  saveTrainingState,
+  tensorsOf,
+  writeFileAtomic,
+} from "./src/checkpoint.ts";
+import { writeRunPlots } from "./src/plot.ts";
+import {
+  batchProgress,
+  graphProgress,
+  ProgressReporter,
+} from "./src/progress.ts";
+import { writeTestRecommendations } from "./src/recommend.ts";
 
 const USAGE = `Usage: deno task train [-m MODEL] [-d DATASET] [--key value …]
 
   -m, --model     MSCA (default), LightGCN or BPR
   -d, --dataset   a file in configs/dataset/ or a folder under data_path
                   holding <name>.inter (default: ${DEFAULT_DATASET})
+  --resume DIR    continue the run in DIR (a run folder) after its last
+                  finished epoch
   -h, --help      this text
 
 Config keys (overall < dataset < model < command line), set as --key value
 or --key=value; lists as --topk 10,20 or --topk [10,20]:
 `;
 
+/**
+ * Trainer callbacks that keep one run folder up to date after every epoch:
+ * log lines, the best-valid checkpoint (and its test recommendations), the
+ * training state for --resume, summary.json and the plots.
+ */
+function runFolderCallbacks(
+  runDir: string,
+  run: RunConfig,
+  dataset: Dataset,
+  fingerprint: string,
+  progress: ProgressReporter,
+  combination: number,
+): TrainCallbacks {
+  return {
+    onBatch: batchProgress(progress),
+    onGraphProgress: graphProgress(progress),
+    onEpoch: async (record, context) => {
+      for (const line of epochLogLines(record, run.model)) console.log(line);
+      if (record.improved) {
+        await saveCheckpoint(join(runDir, BEST_CHECKPOINT_FILE), {
+          tensors: await tensorsOf(context.model.stateDict()),
+          metadata: {
+            model: run.model,
+            config: run,
+            datasetFingerprint: fingerprint,
+            epoch: record.epoch,
+            metrics: { valid: record.valid, test: record.test },
+          },
+        });
+        if (run.save_recommended_topk) {
+          await writeTestRecommendations(runDir, context.model, dataset, {
+            ...run,
+            combination,
+          });
+        }
+      }
+      const state = await context.state();
+      state.extra = { ...state.extra, config: run, combination };
+      await saveTrainingState(runDir, state);
+      const summary = {
+        config: run,
+        epochs: state.history as EpochRecord[],
+        best_epoch: context.earlyStopping.best_epoch,
+        best_valid: context.earlyStopping.best_valid,
+        test_at_best_valid: context.earlyStopping.test_at_best_valid,
+      };
+      await writeFileAtomic(
+        join(runDir, "summary.json"),
+        JSON.stringify(summary, null, 1) + "\n",
+      );
+      await writeRunPlots(runDir, summary);
+    },
+  };
+}
+
+/** A new run folder, `<checkpoint_dir>/<model>-<dataset>-<UTC time>`. */
+function newRunDir(
+  config: { checkpoint_dir: string; model: string; dataset: string },
+): string {
+  const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(
+    /\..*/,
+    "",
+  );
+  return join(
+    config.checkpoint_dir,
+    `${config.model}-${config.dataset}-${stamp}`,
+  );
+}
+
+async function resume(runDir: string, progress: ProgressReporter) {
+  const state = await loadTrainingState(runDir);
+  const saved = (state.extra ?? {}).config as RunConfig | undefined;
+  if (saved === undefined) {
+    throw new CheckpointError(runDir, "its training state holds no config");
+  }
+  const { model, dataset: name, ...values } = saved;
+  const [run] = expandGrid(
+    await loadConfig({ model, dataset: name, args: values }),
+  );
+  const dataset = loadDataset(run);
+  const fingerprint = await fingerprintOfDataset(run, dataset);
+  console.log(`resuming ${runDir} after epoch ${state.epoch}`);
+  const result = await train(run, dataset, {
+    backend: await openBackend(run.device),
+    resume: state,
+    callbacks: runFolderCallbacks(
+      runDir,
+      run,
+      dataset,
+      fingerprint,
+      progress,
+      Number(state.extra?.combination ?? 0),
+    ),
+  });
+  await writeFileAtomic(
+    join(runDir, "summary.json"),
+    JSON.stringify(runSummary(run, result), null, 1) + "\n",
+  );
+  await writeRunPlots(runDir, result);
+  await removeTrainingState(runDir);
+  for (const line of finalLogLines(result)) console.log(line);
+}
+
 async function main(argv: string[]): Promise<void> {
   const commandLine = parseCommandLine(argv, {
-    flags: { help: { type: "boolean", short: "h" } },
+    flags: {
+      help: { type: "boolean", short: "h" },
+      resume: { type: "string" },
+    },
   });
   if (commandLine.flags.help) {
     console.log(USAGE + describeKeys());
+    return;
+  }
+  const progress = new ProgressReporter();
+  if (typeof commandLine.flags.resume === "string") {
+    await resume(commandLine.flags.resume, progress);
     return;
   }
   const config = await loadConfig({ args: commandLine });
@@ -59,6 +200,10 @@ async function main(argv: string[]): Promise<void> {
   }
   const dataset = loadDataset(config);
   for (const line of datasetStatistics(dataset)) console.log(line);
+  const fingerprint = await fingerprintOfDataset(config, dataset);
+  const runDir = newRunDir(config);
+  await Deno.mkdir(runDir, { recursive: true });
+  console.log(`run folder: ${runDir}`);
 
   // The trainer reuses these for every combination with the same knn_k.
   const [firstRun] = expandGrid(config);
@@ -66,7 +211,10 @@ async function main(argv: string[]): Promise<void> {
     knn_k: firstRun.knn_k,
     cacheDir: config.graph_cache_dir === "" ? null : config.graph_cache_dir,
     modelKind: modelEntry(config.model).graphKind,
+    onProgress: graphProgress(progress),
   });
+  progress.close();
+  const runs = expandGrid(config);
 
   const search = await gridSearch(config, dataset, {
     graphs,
@@ -78,19 +226,38 @@ async function main(argv: string[]): Promise<void> {
             JSON.stringify(parameters),
         );
       }
-      return {
-        onEpoch: (record) => {
-          for (const line of epochLogLines(record, config.model)) {
-            console.log(line);
-          }
-        },
-      };
+      const folder = count > 1 ? join(runDir, `idx${index}`) : runDir;
+      Deno.mkdirSync(folder, { recursive: true });
+      return runFolderCallbacks(
+        folder,
+        runs[index],
+        dataset,
+        fingerprint,
+        progress,
+        index,
+      );
     },
   });
   const closing = search.combinations.length > 1
     ? gridTableLines(search)
     : finalLogLines(search.combinations[0].result);
   for (const line of closing) console.log(line);
+  const summary = search.combinations.length > 1
+    ? { config, ...search }
+    : runSummary(runs[0], search.combinations[0].result);
+  await writeFileAtomic(
+    join(runDir, "summary.json"),
+    JSON.stringify(summary, null, 1) + "\n",
+  );
+  await writeRunPlots(
+    runDir,
+    search.combinations.length > 1 ? search : search.combinations[0].result,
+  );
+  // Finished: nothing is left to resume, and the state is 3× the model.
+  const folders = search.combinations.length > 1
+    ? search.combinations.map((_, index) => join(runDir, `idx${index}`))
+    : [runDir];
+  for (const folder of folders) await removeTrainingState(folder);
 }
 
 if (import.meta.main) {
@@ -99,7 +266,8 @@ if (import.meta.main) {
   } catch (error) {
     if (
       error instanceof ConfigError || error instanceof DataError ||
-      error instanceof NonFiniteLossError
+      error instanceof NonFiniteLossError ||
+      error instanceof CheckpointError
     ) {
       console.error(`error: ${error.message}`);
       Deno.exit(1);

@@ -6,9 +6,12 @@
 //
 // Thread layout: one workgroup per user. Thread t scans the items
 // t, t + WORKGROUP_SIZE, … in increasing order, walking a pointer through
-// the user's sorted excluded items, and keeps a sorted private list of its
-// K best. The WORKGROUP_SIZE lists then merge in a tree through workgroup
-// memory (WORKGROUP_SIZE · K pairs; the TypeScript side picks
+// the user's sorted excluded items, and keeps its K best, sorted, in its
+// own slice of workgroup memory. The WORKGROUP_SIZE lists then merge in a
+// tree: in each round thread t merges list t + half into list t in place,
+// from the back, after counting how many of list t survive. Lists live in
+// workgroup memory rather than private arrays, whose dynamic indexing
+// compiles badly (WORKGROUP_SIZE · K pairs; the TypeScript side picks
 // WORKGROUP_SIZE, a power of 2, so that they fit).
 // Dispatch: users workgroups, folded into (x, y) by WebGpuDevice.grid
 // (linear index x + y · num_workgroups.x).
@@ -17,6 +20,7 @@ struct Params {
   users: u32,
   items: u32,
   cols: u32,
+  k: u32,
 }
 
 @group(0) @binding(0) var<storage, read> user_table: array<f32>;
@@ -31,14 +35,16 @@ struct Params {
 @group(0) @binding(8) var<uniform> params: Params;
 
 override WORKGROUP_SIZE: u32 = 32;
-override K: u32 = 50;
-const MAX_K: u32 = 128u;
+// Sizes the lists; loops run to params.k (= K_CAPACITY) instead, since
+// loops with a constant trip count are unrolled by some compilers (llvmpipe
+// then takes minutes to build the pipeline).
+override K_CAPACITY: u32 = 50;
 const EXCLUDED_SCORE: f32 = -1e10;
 const NO_ITEM: i32 = 2147483647;
 
 var<workgroup> any_nan: atomic<u32>;
-var<workgroup> shared_scores: array<f32, WORKGROUP_SIZE * K>;
-var<workgroup> shared_items: array<i32, WORKGROUP_SIZE * K>;
+var<workgroup> shared_scores: array<f32, WORKGROUP_SIZE * K_CAPACITY>;
+var<workgroup> shared_items: array<i32, WORKGROUP_SIZE * K_CAPACITY>;
 
 // Bit test rather than v != v, which a compiler may assume false.
 fn is_nan(v: f32) -> bool {
@@ -57,11 +63,10 @@ fn main(
 ) {
   let slot = group.x + group.y * groups.x;
   let in_range = slot < params.users;
-  var scores: array<f32, MAX_K>;
-  var items: array<i32, MAX_K>;
-  for (var r = 0u; r < K; r++) {
-    scores[r] = -3.0e38;
-    items[r] = NO_ITEM;
+  let base = thread * params.k;
+  for (var r = 0u; r < params.k; r++) {
+    shared_scores[base + r] = -3.0e38;
+    shared_items[base + r] = NO_ITEM;
   }
   if (in_range) {
     let user = u32(user_index[slot]);
@@ -85,54 +90,62 @@ fn main(
       if (is_nan(score)) {
         atomicOr(&any_nan, 1u);
       }
-      if (better(score, i32(item), scores[K - 1u], items[K - 1u])) {
-        var r = K - 1u;
-        while (r > 0u && better(score, i32(item), scores[r - 1u],
-          items[r - 1u])) {
-          scores[r] = scores[r - 1u];
-          items[r] = items[r - 1u];
+      let last = base + params.k - 1u;
+      if (better(score, i32(item), shared_scores[last], shared_items[last])) {
+        var r = params.k - 1u;
+        while (r > 0u && better(
+          score,
+          i32(item),
+          shared_scores[base + r - 1u],
+          shared_items[base + r - 1u],
+        )) {
+          shared_scores[base + r] = shared_scores[base + r - 1u];
+          shared_items[base + r] = shared_items[base + r - 1u];
           r--;
         }
-        scores[r] = score;
-        items[r] = i32(item);
+        shared_scores[base + r] = score;
+        shared_items[base + r] = i32(item);
       }
     }
-  }
-  for (var r = 0u; r < K; r++) {
-    shared_scores[thread * K + r] = scores[r];
-    shared_items[thread * K + r] = items[r];
   }
   workgroupBarrier();
   for (var half = WORKGROUP_SIZE / 2u; half > 0u; half /= 2u) {
     if (thread < half) {
-      // Merge list thread + half into list thread, keeping K.
-      var left = thread * K;
-      var right = (thread + half) * K;
-      let left_end = left + K;
-      let right_end = right + K;
-      for (var r = 0u; r < K; r++) {
-        let take_left = right >= right_end || (left < left_end && better(
-          shared_scores[left],
-          shared_items[left],
-          shared_scores[right],
-          shared_items[right],
-        ));
-        if (take_left) {
-          scores[r] = shared_scores[left];
-          items[r] = shared_items[left];
-          left++;
+      let other = (thread + half) * params.k;
+      // How many of this list are among the params.k best of both.
+      var kept = 0u;
+      var taken = 0u;
+      for (var r = 0u; r < params.k; r++) {
+        if (better(
+          shared_scores[base + kept],
+          shared_items[base + kept],
+          shared_scores[other + taken],
+          shared_items[other + taken],
+        )) {
+          kept++;
         } else {
-          scores[r] = shared_scores[right];
-          items[r] = shared_items[right];
-          right++;
+          taken++;
         }
       }
-    }
-    workgroupBarrier();
-    if (thread < half) {
-      for (var r = 0u; r < K; r++) {
-        shared_scores[thread * K + r] = scores[r];
-        shared_items[thread * K + r] = items[r];
+      // Merge from the back: place p is never left of an unread entry.
+      var p = params.k;
+      while (taken > 0u) {
+        p--;
+        let use_own = kept > 0u && better(
+          shared_scores[base + kept - 1u],
+          shared_items[base + kept - 1u],
+          shared_scores[other + taken - 1u],
+          shared_items[other + taken - 1u],
+        ) == false;
+        if (use_own) {
+          kept--;
+          shared_scores[base + p] = shared_scores[base + kept];
+          shared_items[base + p] = shared_items[base + kept];
+        } else {
+          taken--;
+          shared_scores[base + p] = shared_scores[other + taken];
+          shared_items[base + p] = shared_items[other + taken];
+        }
       }
     }
     workgroupBarrier();
@@ -140,14 +153,14 @@ fn main(
   let nan_found = atomicLoad(&any_nan);
   if (in_range && thread == 0u) {
     nan_seen[slot] = nan_found;
-    for (var r = 0u; r < K; r++) {
-      // Fewer than K items: the missing places read item −1.
-      top_items[slot * K + r] = select(
+    for (var r = 0u; r < params.k; r++) {
+      // Fewer than params.k items: the missing places read item −1.
+      top_items[slot * params.k + r] = select(
         shared_items[r],
         -1,
         shared_items[r] == NO_ITEM,
       );
-      top_scores[slot * K + r] = shared_scores[r];
+      top_scores[slot * params.k + r] = shared_scores[r];
     }
   }
 }

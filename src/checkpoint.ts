@@ -1106,6 +1106,29 @@ function assertJsonSafe(value: unknown, path: string): void {
 }
 
 /**
+ * Removes a run's training state (`state.json` and its arrays file), e.g.
+ * once the run has finished and nothing is left to resume. The JSON half
+ * goes first, so an interruption leaves no state that looks resumable.
+ *
+ * @param runDir The run folder.
+ * @returns Resolves once the files are gone (missing files are fine).
+ */
+export async function removeTrainingState(runDir: string): Promise<void> {
+  const ignoreMissing = (error: unknown) => {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  };
+  await Deno.remove(join(runDir, TRAINING_STATE_FILE)).catch(ignoreMissing);
+  for await (const entry of Deno.readDir(runDir)) {
+    if (
+      entry.isFile && (/^state-epoch\d+\.safetensors$/.test(entry.name) ||
+        STATE_TEMPORARY_FILE.test(entry.name))
+    ) {
+      await Deno.remove(join(runDir, entry.name)).catch(ignoreMissing);
+    }
+  }
+}
+
+/**
  * Loads the training state saved by {@linkcode saveTrainingState}.
  *
  * @param runDir The run folder.

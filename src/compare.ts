@@ -21,6 +21,7 @@ import type { RunConfig } from "./config.ts";
 import type { Metrics } from "./log_lines.ts";
 import { modelEntry } from "./models/registry.ts";
 import {
+  type BatchProgress,
   type EarlyStopping,
   type EpochRecord,
   train,
@@ -123,6 +124,8 @@ export interface CompareOptions {
    * `epochs`. Runs stopped this way are marked `budget`.
    */
   budgetSeconds?: number | null;
+  /** After every batch of every run, for progress bars. */
+  onBatch?: (model: string, seed: number, progress: BatchProgress) => void;
   /** After every epoch of every run. */
   onEpoch?: (model: string, seed: number, record: EpochRecord) => void;
   /** After every run. */
@@ -258,6 +261,8 @@ async function trainOnce(
       backend: options.backend,
       graphs,
       callbacks: {
+        onBatch: (progress) =>
+          options.onBatch?.(config.model, config.seed, progress),
         onEpoch: (record, context) => {
           records.push(record);
           stopping = context.earlyStopping;

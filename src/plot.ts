@@ -301,11 +301,11 @@ export function gridSvg(options: GridChartOptions): string {
     top: 60,
     bottom: 24 + labelLength * Math.sin(0.61),
   };
-  const width = Math.max(
+  const width = Math.ceil(Math.max(
     480,
     margin.left + margin.right + slot * categories.length,
-  );
-  const height = 300 + margin.top + margin.bottom;
+  ));
+  const height = Math.ceil(300 + margin.top + margin.bottom);
   const plotWidth = width - margin.left - margin.right;
   const plotHeight = height - margin.top - margin.bottom;
   const series = options.series.map((bars, i) => ({
@@ -496,8 +496,8 @@ export async function writeRunPlots(
       gridSvg({
         title: `Grid search: ${gridMetric} at the best valid epoch`,
         yLabel: gridMetric,
-        categories: combinations.map((combination) =>
-          combinationLabel(combination.parameters)
+        categories: combinationLabels(
+          combinations.map((combination) => combination.parameters),
         ),
         series: [
           {
@@ -529,6 +529,23 @@ export function combinationLabel(parameters: Record<string, unknown>): string {
   if (entries.length === 0) return "(defaults)";
   return entries.map(([key, value]) => `${key}=${JSON.stringify(value)}`)
     .join(" ");
+}
+
+/**
+ * Labels for grid combinations that name only the hyper-parameters that
+ * vary between them (all of them when none varies).
+ */
+function combinationLabels(list: Record<string, unknown>[]): string[] {
+  const keys = [...new Set(list.flatMap((p) => Object.keys(p)))];
+  const varying = keys.filter((key) =>
+    new Set(list.map((p) => JSON.stringify(p[key]))).size > 1
+  );
+  const shown = varying.length > 0 ? varying : keys;
+  return list.map((parameters) =>
+    combinationLabel(
+      Object.fromEntries(shown.map((key) => [key, parameters[key]])),
+    )
+  );
 }
 
 interface Scale {

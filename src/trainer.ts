@@ -56,6 +56,8 @@ export class NonFiniteLossError extends Error {
   readonly value: number;
 
   /**
+   * Creates the error; the message names all four.
+   *
    * @param epoch Epoch (0-based).
    * @param batch Batch (0-based).
    * @param part The loss part.
@@ -394,7 +396,11 @@ export async function train(
   };
 }
 
-/** Early-stopping counters before the first evaluation. */
+/**
+ * Early-stopping counters before the first evaluation.
+ *
+ * @returns Best score −1 (as MMRec), no best epoch, patience 0.
+ */
 export function initialEarlyStopping(): EarlyStopping {
   return {
     best_score: -1,

@@ -87,7 +87,7 @@ Deno.test("train() evaluates every epoch and reports test at the best valid epoc
   const lines = epochLogLines(result.epochs[0], "MSCA");
   assert.match(lines[0], /^epoch 0 training \[time: \d+\.\d\ds, train loss: /);
   assert.match(lines[1], /^epoch 0 evaluating \[time: .*valid_score: /);
-  assert.match(lines[2], /^valid result: recall@5: \d\.\d{4}    /);
+  assert.match(lines[2], /^valid result: recall@5: \d\.\d{4} {4}recall@10: /);
   assert.match(lines[3], /^test result: /);
   assert.equal(lines[4], "██ MSCA--Best validation results updated!!!");
   assert.match(finalLogLines(result)[0], /BEST/);

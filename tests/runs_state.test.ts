@@ -3,6 +3,7 @@ import { join } from "node:path";
 import {
   CheckpointError,
   loadTrainingState,
+  removeTrainingState,
   saveTrainingState,
   type TensorMap,
   TRAINING_STATE_FILE,
@@ -210,5 +211,16 @@ Deno.test("saveTrainingState() refuses numbers JSON cannot keep", async () => {
       saveTrainingState(folder, state),
       /earlyStopping\.best_score is -Infinity/,
     );
+  });
+});
+
+Deno.test("removeTrainingState() leaves nothing to resume and keeps other files", async () => {
+  await withTempDir(async (folder) => {
+    await saveTrainingState(folder, stateAt(3, 1));
+    await Deno.writeTextFile(join(folder, "summary.json"), "{}");
+    await removeTrainingState(folder);
+    assert.deepEqual(await listFolder(folder), ["summary.json"]);
+    await removeTrainingState(folder);
+    await assert.rejects(loadTrainingState(folder), /nothing to resume/);
   });
 });

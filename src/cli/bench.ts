@@ -11,6 +11,7 @@
  * @module
  */
 
+import process from "node:process";
 import { parseCommandLine } from "./args.ts";
 import { ConfigError, expandGrid, loadConfig } from "../config.ts";
 import { loadDataset } from "../data/dataset.ts";
@@ -52,6 +53,12 @@ interface BenchResult {
   batches_per_epoch: number;
   batches_measured: number;
   graph_seconds: number;
+  /**
+   * CPU seconds this process used per epoch of training (extrapolated like
+   * the wall times): on a machine busy with other work, wall times grow
+   * but this does not.
+   */
+  training_cpu_seconds: number;
   epoch_seconds: {
     forward: number;
     backward: number;
@@ -92,22 +99,23 @@ async function main(argv: string[]): Promise<void> {
     );
   }
 
-  const presetName = preset === undefined
-    ? undefined
-    : SYNTHETIC_PRESETS[preset as SyntheticPreset].name;
-  const config = await loadConfig({
-    args: line,
-    ...(presetName === undefined ? {} : { dataset: presetName }),
-  });
   const json = line.flags.json === true;
   const say = (text: string) => {
     if (!json) console.log(text);
   };
+  let config;
   if (preset !== undefined) {
-    say(`preparing preset ${preset} in ${config.data_path} …`);
-    ensureSyntheticDataset(config.data_path, preset as SyntheticPreset);
-  } else if (config.dataset === "synthetic") {
-    ensureDefaultDataset(config.data_path);
+    // The preset's folder must exist before the config names it.
+    const { data_path: dataPath } = await loadConfig({ args: line });
+    say(`preparing preset ${preset} in ${dataPath} …`);
+    ensureSyntheticDataset(dataPath, preset as SyntheticPreset);
+    config = await loadConfig({
+      args: line,
+      dataset: SYNTHETIC_PRESETS[preset as SyntheticPreset].name,
+    });
+  } else {
+    config = await loadConfig({ args: line });
+    if (config.dataset === "synthetic") ensureDefaultDataset(config.data_path);
   }
   const [run] = expandGrid(config);
   const device = run.device === "auto" ? "cpu" : run.device;
@@ -137,11 +145,13 @@ async function main(argv: string[]): Promise<void> {
   const totals = { forward: 0, backward: 0, optimiser: 0 };
   let timed = 0;
   let seen = 0;
+  let cpuSeconds = 0;
   const clock = async () => {
     await backend.synchronize();
     return performance.now();
   };
   for (const batch of sampler.epoch()) {
+    const cpu0 = process.cpuUsage();
     const t0 = await clock();
     const output = model.loss(batch);
     await output.loss.item();
@@ -152,6 +162,7 @@ async function main(argv: string[]): Promise<void> {
     const t2 = await clock();
     optimizer.step();
     const t3 = await clock();
+    const cpu = process.cpuUsage(cpu0);
     output.loss.free();
     seen++;
     // The first batch warms up kernels and caches; it is not timed
@@ -160,6 +171,7 @@ async function main(argv: string[]): Promise<void> {
       totals.forward += (t1 - t0) / 1000;
       totals.backward += (t2 - t1) / 1000;
       totals.optimiser += (t3 - t2) / 1000;
+      cpuSeconds += (cpu.user + cpu.system) / 1e6;
       timed++;
     }
     if (timed >= measured) break;
@@ -191,6 +203,7 @@ async function main(argv: string[]): Promise<void> {
     batches_per_epoch: sampler.batchCount,
     batches_measured: timed,
     graph_seconds: graphSeconds,
+    training_cpu_seconds: perEpoch(cpuSeconds),
     epoch_seconds: epoch,
   };
   if (json) {
@@ -222,6 +235,9 @@ function benchLines(result: BenchResult): string[] {
     row("optimiser", epoch.optimiser),
     row("evaluation", epoch.evaluation),
     row("total", epoch.total),
+    `process CPU time per epoch of training: ` +
+    `${result.training_cpu_seconds.toFixed(2)} s (wall time above this ` +
+    "means other work shared the cores)",
   ];
 }
 

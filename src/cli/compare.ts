@@ -30,6 +30,7 @@ import { ensureDefaultDataset } from "../data/synth.ts";
 import { writeFileAtomic } from "../checkpoint.ts";
 import { compareJson, compareMarkdown, compareModels } from "../compare.ts";
 import { openBackend } from "../trainer.ts";
+import { graphProgress, ProgressReporter } from "../progress.ts";
 
 /** The models compared when `-m` is not given. */
 const DEFAULT_MODELS = ["MSCA", "LightGCN", "BPR"];
@@ -94,10 +95,21 @@ async function main(argv: string[]): Promise<void> {
         : `budget ${budget} s per run (--budget 0 for none)`),
   );
 
+  const progress = new ProgressReporter();
+  const onGraphProgress = graphProgress(progress);
   const result = await compareModels(runs, dataset, {
     backend,
     budgetSeconds: budget,
+    onGraphProgress: (_model, report) => onGraphProgress(report),
+    onBatch: (model, seed, report) =>
+      progress.report(
+        `${model} seed ${seed} epoch ${report.epoch}`,
+        report.done,
+        report.total,
+        "batches",
+      ),
     onEpoch: (model, seed, record) => {
+      progress.close();
       const valid = record.valid_score === undefined
         ? ""
         : `, valid ${first.valid_metric} ${record.valid_score.toFixed(4)}` +
@@ -109,6 +121,7 @@ async function main(argv: string[]): Promise<void> {
       );
     },
     onRun: (run) => {
+      progress.close();
       console.log(
         `${run.model} seed ${run.seed}: ${run.epochs_run} epochs ` +
           `(${run.stopped_by}), best epoch ${run.best_epoch}, ` +

@@ -205,8 +205,10 @@ const INFO_NCE_COLUMNS_PER_THREAD = 8;
 const SPMM_WORKGROUP = { WORKGROUP_ROWS: 4, WORKGROUP_COLS: 64 };
 /** Values summed by one thread of `kernels/sum_to.wgsl` per pass. */
 const SUM_CHUNK = 256;
-/** `MAX_K` of `kernels/score_top_k.wgsl`. */
-const TOP_K_LIMIT = 128;
+/** Workgroup bytes of `kernels/score_top_k.wgsl` besides its lists. */
+const TOP_K_EXTRA_BYTES = 16;
+/** Fewest threads `kernels/score_top_k.wgsl` runs with (its largest K). */
+const TOP_K_MIN_WORKGROUP = 8;
 /** Row windows start at multiples of this many rows (offset alignment). */
 const WINDOW_ROWS = 64;
 
@@ -1302,11 +1304,12 @@ export class WebGpuBackend implements Backend {
    * @param itemTable Item embeddings `[itemCount, cols]`.
    * @param cols Embedding width.
    * @param users User IDs of the block.
-   * @param k List length, at most 128.
+   * @param k List length, at most 1/64 of the workgroup memory in bytes
+   *   (511 with 32 KiB, llvmpipe's).
    * @param masked Each block user's masked items, CSR local to the block,
    *   ascending within a user.
    * @returns Items and scores, `users.length · k` each, best first.
-   * @throws {RangeError} When `k` exceeds 128 or a score is NaN.
+   * @throws {RangeError} When `k` is out of range or a score is NaN.
    */
   async scoreTopK(
     userTable: Storage,
@@ -1316,9 +1319,12 @@ export class WebGpuBackend implements Backend {
     k: number,
     masked: { offsets: Int32Array; items: Int32Array },
   ): Promise<TopKResult> {
-    if (!Number.isInteger(k) || k < 1 || k > TOP_K_LIMIT) {
+    // Each thread keeps k (score, item) pairs in workgroup memory.
+    const listBytes = this.gpu.workgroupStorageBytes - TOP_K_EXTRA_BYTES;
+    const limit = Math.floor(listBytes / (TOP_K_MIN_WORKGROUP * 8));
+    if (!Number.isInteger(k) || k < 1 || k > limit) {
       throw new RangeError(
-        `scoreTopK() keeps 1 to ${TOP_K_LIMIT} items per user on WebGPU, ` +
+        `scoreTopK() keeps 1 to ${limit} items per user on this device, ` +
           `got k = ${k}`,
       );
     }
@@ -1334,9 +1340,7 @@ export class WebGpuBackend implements Backend {
     );
     // Power-of-two workgroup whose K-long lists fit in workgroup memory.
     let workgroup = 64;
-    while (
-      workgroup > 1 && workgroup * k * 8 > this.gpu.workgroupStorageBytes
-    ) {
+    while (workgroup * k * 8 > listBytes) {
       workgroup /= 2;
     }
     const userIndex = this.gpu.upload(users);
@@ -1347,7 +1351,7 @@ export class WebGpuBackend implements Backend {
     const nanSeen = this.gpu.allocate(users.length * 4);
     const pipeline = this.gpu.pipeline(kernels.scoreTopK, {
       WORKGROUP_SIZE: workgroup,
-      K: k,
+      K_CAPACITY: k,
     });
     this.gpu.dispatch(pipeline, [
       gpuStorage(userTable).buffer,
@@ -1358,7 +1362,7 @@ export class WebGpuBackend implements Backend {
       topItems,
       topScores,
       nanSeen,
-      this.gpu.uniform([users.length, itemCount, cols]),
+      this.gpu.uniform([users.length, itemCount, cols, k]),
     ], users.length);
     const [itemBytes, scoreBytes, nanBytes] = await this.gpu.readMany([
       { buffer: topItems, offset: 0, size: users.length * k * 4 },

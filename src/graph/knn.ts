@@ -19,7 +19,9 @@ import type { CsrMatrix } from "./csr.ts";
  *
  * This is the hook through which a GPU backend plugs in its block product.
  * The same `normalized` object is passed for every block of one graph, so
- * an implementation may upload it once (for example keyed in a `WeakMap`).
+ * an implementation may upload it once (for example keyed in a `WeakMap`);
+ * its `data` lives on a `SharedArrayBuffer` (copy it with `slice()` where
+ * an API refuses shared memory).
  * The result is row-major, `(rowEnd - rowStart) × (columnEnd - columnStart)`;
  * float32 results are fine (the CPU version returns float64).
  *

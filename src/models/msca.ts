@@ -37,11 +37,12 @@ import {
   sub,
   tanh,
 } from "../engine/ops.ts";
-import type { Backend } from "../engine/backend.ts";
+import type { Backend, Storage } from "../engine/backend.ts";
 import { linearDefault, xavierUniform } from "../engine/init.ts";
 import type { Modality } from "../data/dataset.ts";
 import type { Batch } from "../data/sampler.ts";
 import type { CsrMatrix } from "../graph/csr.ts";
+import { MASKED_SCORE, type MaskedItems, selectTopK } from "../evaluation.ts";
 import type {
   LossOutput,
   ModelConfig,
@@ -384,7 +385,11 @@ export class MSCA implements Recommender {
     // f_m = E_i ⊙ σ(G_m(T_m(F_m))), M_i = A_m f_m, M_u = R̂ M_i.
     const modalities: MscaForward["modalities"] = new Map();
     for (const [modality, p] of this.#modality) {
-      const transformed = affine(p.features, p.transformWeight, p.transformBias);
+      const transformed = affine(
+        p.features,
+        p.transformWeight,
+        p.transformBias,
+      );
       const gate = sigmoid(affine(transformed, p.gateWeight, p.gateBias));
       const gated = mul(this.#itemEmbedding, gate);
       const items = spmm(p.graph, gated);
@@ -591,32 +596,87 @@ export function mscaHyperParameters(config: ModelConfig): MscaHyperParameters {
   };
 }
 
+/** A backend that can score, mask and rank on the device (WebGPU's). */
+interface TopKBackend {
+  scoreTopK(
+    userTable: Storage,
+    itemTable: Storage,
+    cols: number,
+    users: Int32Array,
+    k: number,
+    masked: MaskedItems,
+  ): Promise<{ items: Int32Array }>;
+}
+
+/** Most items per user that a device top-k keeps (`MAX_K` of its kernel). */
+const DEVICE_TOP_K_LIMIT = 128;
+
 /**
  * A scorer over fixed final embeddings: `scoreBlock(users)` returns
- * `E*_u · E*_iᵀ` for the block. Shared by every embedding model.
+ * `E*_u · E*_iᵀ` for the block. On a backend that ranks on the device
+ * (WebGPU's `scoreTopK`), `topKBlock` reads back only the ranked items
+ * instead of every score. Shared by every embedding model.
  *
  * @param users `E*_u`, `[U, d]`, without gradient.
  * @param items `E*_i`, `[I, d]`, without gradient.
  * @returns The scorer, which owns (and on dispose frees) both tensors.
+ * @example
+ * ```ts
+ * import { tensor } from "../engine/tensor.ts";
+ * import { embeddingScorer } from "./msca.ts";
+ *
+ * const scorer = embeddingScorer(
+ *   tensor([1, 0, 0, 1], [2, 2]),
+ *   tensor([2, 3], [1, 2]),
+ * );
+ * const scores = await scorer.scoreBlock(new Int32Array([1]));
+ * console.assert(scores[0] === 3);
+ * scorer.dispose();
+ * ```
  */
 export function embeddingScorer(users: Tensor, items: Tensor): Scorer {
   const backend = users.backend;
-  return {
-    async scoreBlock(block: Int32Array): Promise<Float32Array> {
-      const index = indices(block, backend);
-      const scores = noGrad(() =>
-        matmul(gatherRows(users, index), items, { transposeB: true })
-      );
-      const values = await scores.toArray();
-      scores.free();
-      index.free();
-      return values;
-    },
+  const scoreBlock = async (block: Int32Array): Promise<Float32Array> => {
+    const index = indices(block, backend);
+    const scores = noGrad(() =>
+      matmul(gatherRows(users, index), items, { transposeB: true })
+    );
+    const values = await scores.toArray();
+    scores.free();
+    index.free();
+    return values;
+  };
+  const scorer: Scorer = {
+    scoreBlock,
     dispose(): void {
       users.free();
       items.free();
     },
   };
+  if ("scoreTopK" in backend) {
+    const device = backend as unknown as TopKBackend;
+    scorer.topKBlock = async (block, k, masked) => {
+      if (k <= DEVICE_TOP_K_LIMIT) {
+        const ranked = await device.scoreTopK(
+          users.storage,
+          items.storage,
+          users.cols,
+          block,
+          k,
+          masked,
+        );
+        return ranked.items;
+      }
+      const scores = await scoreBlock(block);
+      for (let r = 0; r < block.length; r++) {
+        for (let e = masked.offsets[r]; e < masked.offsets[r + 1]; e++) {
+          scores[r * items.rows + masked.items[e]] = MASKED_SCORE;
+        }
+      }
+      return selectTopK(scores, block.length, items.rows, k, block);
+    };
+  }
+  return scorer;
 }
 
 /** `x Wᵀ + b`, PyTorch's `nn.Linear` with weight `[out, in]`. */
