@@ -1,20 +1,20 @@
 // score_top_k: for each user of a block, the K best items by the score
 // u · e_i (spec 5), with the user's excluded (train) items scored −1e10
 // (spec 8), ties broken towards the smaller item index. The users × items
-// score matrix is never stored: each workgroup scores one user's items
-// and keeps only its K best. CPU twin: scoreTopKCpu in webgpu_top_k.ts.
+// score matrix is never stored: each workgroup scores one user's items and
+// keeps only its K best. CPU twin: masking plus selectTopK in
+// src/evaluation.ts.
 //
 // Thread layout: one workgroup per user. Thread t scans the items
 // t, t + WORKGROUP_SIZE, … in increasing order, walking a pointer through
 // the user's sorted excluded items, and keeps its K best, sorted, in its
-// own slice of workgroup memory. The WORKGROUP_SIZE lists then merge in a
-// tree: in each round thread t merges list t + half into list t in place,
-// from the back, after counting how many of list t survive. Lists live in
-// workgroup memory rather than private arrays, whose dynamic indexing
-// compiles badly (WORKGROUP_SIZE · K pairs; the TypeScript side picks
-// WORKGROUP_SIZE, a power of 2, so that they fit).
+// own slice of the `lists` scratch buffer. The WORKGROUP_SIZE lists then
+// merge in a tree: in each round thread t merges list t + half into list
+// t in place, from the back, after counting how many of list t survive.
+// The lists live in a storage buffer rather than workgroup memory, whose
+// zero-initialisation takes llvmpipe minutes to compile at this size.
 // Dispatch: users workgroups, folded into (x, y) by WebGpuDevice.grid
-// (linear index x + y · num_workgroups.x).
+// (linear index x + y · num_workgroups.x). WORKGROUP_SIZE is a power of 2.
 
 struct Params {
   users: u32,
@@ -28,31 +28,31 @@ struct Params {
 @group(0) @binding(2) var<storage, read> item_table: array<f32>;
 @group(0) @binding(3) var<storage, read> excluded_offsets: array<i32>;
 @group(0) @binding(4) var<storage, read> excluded_items: array<i32>;
-@group(0) @binding(5) var<storage, read_write> top_items: array<i32>;
-@group(0) @binding(6) var<storage, read_write> top_scores: array<f32>;
+// (score bits, item) pairs: users · WORKGROUP_SIZE lists of k.
+@group(0) @binding(5) var<storage, read_write> lists: array<vec2<u32>>;
+// (item, score bits) of each user's k best; item −1 past the item count.
+@group(0) @binding(6) var<storage, read_write> best: array<vec2<u32>>;
 // 1 where a user's scores held a NaN (the model diverged), else 0.
 @group(0) @binding(7) var<storage, read_write> nan_seen: array<u32>;
 @group(0) @binding(8) var<uniform> params: Params;
 
 override WORKGROUP_SIZE: u32 = 32;
-// Sizes the lists; loops run to params.k (= K_CAPACITY) instead, since
-// loops with a constant trip count are unrolled by some compilers (llvmpipe
-// then takes minutes to build the pipeline).
-override K_CAPACITY: u32 = 50;
 const EXCLUDED_SCORE: f32 = -1e10;
-const NO_ITEM: i32 = 2147483647;
+const EMPTY_SCORE: f32 = -3.0e38;
+const NO_ITEM: u32 = 0xffffffffu;
 
 var<workgroup> any_nan: atomic<u32>;
-var<workgroup> shared_scores: array<f32, WORKGROUP_SIZE * K_CAPACITY>;
-var<workgroup> shared_items: array<i32, WORKGROUP_SIZE * K_CAPACITY>;
 
 // Bit test rather than v != v, which a compiler may assume false.
 fn is_nan(v: f32) -> bool {
   return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
 }
 
-fn better(score_a: f32, item_a: i32, score_b: f32, item_b: i32) -> bool {
-  return score_a > score_b || (score_a == score_b && item_a < item_b);
+// Higher score first; equal scores: smaller item first (NO_ITEM last).
+fn better(a: vec2<u32>, b: vec2<u32>) -> bool {
+  let score_a = bitcast<f32>(a.x);
+  let score_b = bitcast<f32>(b.x);
+  return score_a > score_b || (score_a == score_b && a.y < b.y);
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -63,12 +63,12 @@ fn main(
 ) {
   let slot = group.x + group.y * groups.x;
   let in_range = slot < params.users;
-  let base = thread * params.k;
-  for (var r = 0u; r < params.k; r++) {
-    shared_scores[base + r] = -3.0e38;
-    shared_items[base + r] = NO_ITEM;
-  }
+  let k = params.k;
+  let base = (slot * WORKGROUP_SIZE + thread) * k;
   if (in_range) {
+    for (var r = 0u; r < k; r++) {
+      lists[base + r] = vec2<u32>(bitcast<u32>(EMPTY_SCORE), NO_ITEM);
+    }
     let user = u32(user_index[slot]);
     var next = u32(excluded_offsets[slot]);
     let end = u32(excluded_offsets[slot + 1u]);
@@ -90,77 +90,55 @@ fn main(
       if (is_nan(score)) {
         atomicOr(&any_nan, 1u);
       }
-      let last = base + params.k - 1u;
-      if (better(score, i32(item), shared_scores[last], shared_items[last])) {
-        var r = params.k - 1u;
-        while (r > 0u && better(
-          score,
-          i32(item),
-          shared_scores[base + r - 1u],
-          shared_items[base + r - 1u],
-        )) {
-          shared_scores[base + r] = shared_scores[base + r - 1u];
-          shared_items[base + r] = shared_items[base + r - 1u];
+      let entry = vec2<u32>(bitcast<u32>(score), item);
+      if (better(entry, lists[base + k - 1u])) {
+        var r = k - 1u;
+        while (r > 0u && better(entry, lists[base + r - 1u])) {
+          lists[base + r] = lists[base + r - 1u];
           r--;
         }
-        shared_scores[base + r] = score;
-        shared_items[base + r] = i32(item);
+        lists[base + r] = entry;
       }
     }
   }
+  storageBarrier();
   workgroupBarrier();
   for (var half = WORKGROUP_SIZE / 2u; half > 0u; half /= 2u) {
-    if (thread < half) {
-      let other = (thread + half) * params.k;
-      // How many of this list are among the params.k best of both.
+    if (in_range && thread < half) {
+      let other = base + half * k;
+      // How many of this list are among the k best of both.
       var kept = 0u;
       var taken = 0u;
-      for (var r = 0u; r < params.k; r++) {
-        if (better(
-          shared_scores[base + kept],
-          shared_items[base + kept],
-          shared_scores[other + taken],
-          shared_items[other + taken],
-        )) {
+      for (var r = 0u; r < k; r++) {
+        if (better(lists[base + kept], lists[other + taken])) {
           kept++;
         } else {
           taken++;
         }
       }
       // Merge from the back: place p is never left of an unread entry.
-      var p = params.k;
+      var p = k;
       while (taken > 0u) {
         p--;
-        let use_own = kept > 0u && better(
-          shared_scores[base + kept - 1u],
-          shared_items[base + kept - 1u],
-          shared_scores[other + taken - 1u],
-          shared_items[other + taken - 1u],
-        ) == false;
-        if (use_own) {
+        if (kept > 0u &&
+          !better(lists[base + kept - 1u], lists[other + taken - 1u])) {
           kept--;
-          shared_scores[base + p] = shared_scores[base + kept];
-          shared_items[base + p] = shared_items[base + kept];
+          lists[base + p] = lists[base + kept];
         } else {
           taken--;
-          shared_scores[base + p] = shared_scores[other + taken];
-          shared_items[base + p] = shared_items[other + taken];
+          lists[base + p] = lists[other + taken];
         }
       }
     }
+    storageBarrier();
     workgroupBarrier();
   }
   let nan_found = atomicLoad(&any_nan);
   if (in_range && thread == 0u) {
     nan_seen[slot] = nan_found;
-    for (var r = 0u; r < params.k; r++) {
-      // Fewer than params.k items: the missing places read item −1.
-      top_items[slot * params.k + r] = select(
-        shared_items[r],
-        -1,
-        shared_items[r] == NO_ITEM,
-      );
-      top_scores[slot * params.k + r] = shared_scores[r];
+    for (var r = 0u; r < k; r++) {
+      let entry = lists[base + r];
+      best[slot * k + r] = vec2<u32>(entry.y, entry.x);
     }
   }
 }

@@ -17,6 +17,7 @@ import {
   trainUserItems,
   userItemBlock,
   withWorkerDotProduct,
+  workersPermitted,
 } from "../src/graph/graphs.ts";
 import { compareWithReference, loadFixtureDataset } from "./graph_fixture.ts";
 
@@ -346,4 +347,30 @@ Deno.test("buildGraphs() on the dataset loader's msca-tiny equals the reference 
     );
   }
   assert.deepEqual(graphs.userItem, userItemBlock(tiny));
+});
+
+Deno.test({
+  name:
+    "kNN workers without read permission: an explicit pool is refused, the default computes in this thread",
+  permissions: { read: false },
+  fn: async () => {
+    assert.equal(workersPermitted(), false);
+    assert.throws(
+      () => createWorkerDotProductBlock(2),
+      /need read access .*knn_worker\.ts.*--allow-read.*knnWorkers to 0/,
+    );
+    const items = 1100, width = 3;
+    const data = new Float32Array(items * width).map((_, n) => 1 + Math.sin(n));
+    const dataset = pairsDataset([[0, 0], [0, 1]], 1, items);
+    dataset.features = { text: { rows: items, cols: width, data } };
+    const graphs = await buildGraphs(dataset, {
+      knn_k: 3,
+      cacheDir: null,
+      modelKind: "MSCA",
+    });
+    assert.deepEqual(
+      graphs.modality.text,
+      await modalityGraph(dataset.features.text!, 3),
+    );
+  },
 });

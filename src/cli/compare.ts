@@ -82,10 +82,10 @@ async function main(argv: string[]): Promise<void> {
   const configs = await modelConfigs(models, line);
   const first = configs[0];
   if (first.dataset === DEFAULT_DATASET) {
-    ensureDefaultDataset(first.data_path as string);
+    ensureDefaultDataset(first.data_path);
   }
   const dataset = loadDataset(first);
-  const backend = await openBackend(first.device as string);
+  const backend = await openBackend(first.device);
   const runs: RunConfig[] = configs.flatMap((config) => singleSetting(config));
   console.log(
     `Comparing ${models.join(", ")} on ${dataset.name} (${backend.name}), ` +
@@ -133,10 +133,7 @@ async function main(argv: string[]): Promise<void> {
   const markdown = compareMarkdown(result);
   console.log("");
   for (const text of markdown) console.log(text);
-  const folder = await newRunFolder(
-    first.checkpoint_dir as string,
-    dataset.name,
-  );
+  const folder = await newRunFolder(first.checkpoint_dir, dataset.name);
   await writeFileAtomic(join(folder, "compare.md"), markdown.join("\n") + "\n");
   await writeFileAtomic(join(folder, "compare.json"), compareJson(result));
   console.log(`\nSaved ${join(folder, "compare.md")} and compare.json`);

@@ -13,6 +13,8 @@
 /** Thrown when WebGPU is requested but the machine offers no adapter. */
 export class WebGpuUnavailableError extends Error {
   /**
+   * Creates the error.
+   *
    * @param message What was missing and what to do instead.
    */
   constructor(message: string) {
@@ -161,6 +163,7 @@ export class WebGpuDevice {
   #dispatches = 0;
   #maxDispatches: number;
   #liveBytes = 0;
+  #submissions = 0;
   #destroyed = false;
 
   /**
@@ -189,6 +192,11 @@ export class WebGpuDevice {
     this.workgroupStorageBytes = device.limits.maxComputeWorkgroupStorageSize;
     this.#maxDispatches = options.maxDispatchesPerSubmit ?? 1024;
     this.#poolLimit = options.poolBytes ?? 512 * 1024 * 1024;
+  }
+
+  /** Command buffers submitted so far (to check that work is batched). */
+  get submissions(): number {
+    return this.#submissions;
   }
 
   /** Bytes held by live (allocated and not released) buffers. */
@@ -428,6 +436,7 @@ export class WebGpuDevice {
     this.#endPass();
     if (this.#encoder !== null) {
       this.device.queue.submit([this.#encoder.finish()]);
+      this.#submissions++;
       this.#encoder = null;
       this.#dispatches = 0;
     }

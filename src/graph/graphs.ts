@@ -11,12 +11,16 @@ import type { Dataset, FeatureTable, Modality } from "../data/dataset.ts";
 import type { CsrMatrix } from "./csr.ts";
 import { cachedGraph, GRAPH_CACHE_VERSION, graphCacheKey } from "./cache.ts";
 import { type DotProductBlock, modalityGraph } from "./knn.ts";
-import { createWorkerDotProductBlock } from "./knn_workers.ts";
+import {
+  createWorkerDotProductBlock,
+  workersPermitted,
+} from "./knn_workers.ts";
 
 export {
   createWorkerDotProductBlock,
   withWorkerDotProduct,
   type WorkerDotProduct,
+  workersPermitted,
 } from "./knn_workers.ts";
 export {
   cpuDotProductBlock,
@@ -381,8 +385,9 @@ export interface BuildGraphsOptions {
   /**
    * Web Workers for the CPU kNN block product (ignored with
    * `dotProductBlock`). 0 computes in this thread. Default: the CPU count
-   * (at most 8) when a modality has at least 1,024 items, else 0. Results
-   * are identical either way.
+   * (at most 8) when a modality has at least 1,024 items and the worker
+   * module may be read (`--allow-read`), else 0. Results are identical
+   * either way.
    */
   knnWorkers?: number;
 }
@@ -539,7 +544,9 @@ async function withBlockProduct<T>(
     return await task(options.dotProductBlock);
   }
   const workers = options.knnWorkers ??
-    (items >= 1024 ? Math.min(8, navigator.hardwareConcurrency) : 0);
+    (items >= 1024 && workersPermitted()
+      ? Math.min(8, navigator.hardwareConcurrency)
+      : 0);
   if (!Number.isInteger(workers) || workers < 0) {
     throw new RangeError(
       `knnWorkers must be a non-negative integer, got ${workers}`,

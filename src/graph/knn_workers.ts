@@ -27,6 +27,23 @@ export interface WorkerDotProduct {
 }
 
 /**
+ * Whether this process may start kNN workers: a worker module on disk needs
+ * read permission for its file.
+ *
+ * @returns True when {@linkcode createWorkerDotProductBlock} can start.
+ * @example
+ * ```ts ignore
+ * const workers = workersPermitted() ? navigator.hardwareConcurrency : 0;
+ * ```
+ */
+export function workersPermitted(): boolean {
+  const url = new URL("./knn_worker.ts", import.meta.url);
+  if (url.protocol !== "file:") return true;
+  return Deno.permissions.querySync({ name: "read", path: url }).state ===
+    "granted";
+}
+
+/**
  * Starts `workerCount` workers and returns a block product that splits
  * every block's rows between them. Call `close()` when the graphs are
  * built (or use {@linkcode withWorkerDotProduct}).
@@ -38,6 +55,8 @@ export interface WorkerDotProduct {
  * @param workerCount Number of workers (default: the CPU count).
  * @returns The block product and its pool.
  * @throws {RangeError} When `workerCount` is not a positive integer.
+ * @throws {Deno.errors.NotCapable} When the worker module may not be read
+ * (no `--allow-read`).
  * @example
  * ```ts ignore
  * const pool = createWorkerDotProductBlock(2);
@@ -56,7 +75,14 @@ export function createWorkerDotProductBlock(
       `The kNN worker count must be a positive integer, got ${workerCount}`,
     );
   }
-  const url = new URL("./knn_worker.ts", import.meta.url).href;
+  const url = new URL("./knn_worker.ts", import.meta.url);
+  if (!workersPermitted()) {
+    throw new Deno.errors.NotCapable(
+      `kNN workers need read access to ${url.pathname}; run with ` +
+        `--allow-read, or set knnWorkers to 0 to compute in this thread`,
+    );
+  }
+  let failure: Error | null = null;
   const workers = Array.from(
     { length: workerCount },
     () => new Worker(url, { type: "module" }),
@@ -75,9 +101,8 @@ export function createWorkerDotProductBlock(
     };
     worker.onerror = (event: ErrorEvent) => {
       event.preventDefault();
-      for (const entry of waiting.values()) {
-        entry.reject(new Error(`kNN worker failed: ${event.message}`));
-      }
+      failure = new Error(`kNN worker failed: ${event.message}`);
+      for (const entry of waiting.values()) entry.reject(failure);
       waiting.clear();
     };
   }
@@ -110,6 +135,7 @@ export function createWorkerDotProductBlock(
     columnEnd,
   ) => {
     if (closed) throw new Error("The kNN worker pool is closed");
+    if (failure !== null) throw failure;
     if (normalized !== currentTable) {
       let data = normalized.data;
       if (!(data.buffer instanceof SharedArrayBuffer)) {

@@ -256,7 +256,7 @@ export class MSCA implements Recommender {
         parameter(
           MODALITY_NAMES[modality].features,
           [table.rows, table.cols],
-          () => table.data.slice(),
+          () => table.data,
         ),
       );
       if (this.hyper.freeze_features) {
