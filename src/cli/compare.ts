@@ -80,13 +80,13 @@ async function main(argv: string[]): Promise<void> {
   }
 
   const configs = await modelConfigs(models, line);
+  const runs: RunConfig[] = configs.flatMap((config) => singleSetting(config));
   const first = configs[0];
   if (first.dataset === DEFAULT_DATASET) {
     ensureDefaultDataset(first.data_path);
   }
   const dataset = loadDataset(first);
   const backend = await openBackend(first.device);
-  const runs: RunConfig[] = configs.flatMap((config) => singleSetting(config));
   console.log(
     `Comparing ${models.join(", ")} on ${dataset.name} (${backend.name}), ` +
       `seeds ${[...new Set(runs.map((run) => run.seed))].join(", ")}, ` +

@@ -6,6 +6,10 @@
  * Tensors live in GPU buffers from upload to `free()`; a training step
  * records its dispatches into one command encoder and reaches the host only
  * when a value is read (`read`, `readInt32`), which costs one `mapAsync`.
+ * Beyond the {@linkcode Backend} primitives, `scoreTopK` (and the
+ * evaluator hook `topKBlock` built on it) ranks items for a block of users
+ * on the device. `webgpu_choice.ts` turns `--device cpu|webgpu|auto` into a
+ * backend.
  *
  * ## Large tensors
  *
