@@ -308,11 +308,13 @@ export function encodeSafetensorsChunks(
  * @returns The whole file.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ *
  * const bytes = encodeSafetensors(
  *   new Map([["bias", { shape: [2], data: new Float32Array([1, 2]) }]]),
  * );
  * const { tensors } = decodeSafetensors(bytes);
- * console.assert(tensors.get("bias")!.data[1] === 2);
+ * assert.equal(tensors.get("bias")!.data[1], 2);
  * ```
  */
 export function encodeSafetensors(
@@ -655,6 +657,8 @@ export async function readSafetensors(
  * @returns Resolves once the file is in place (written atomically).
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ *
  * const folder = await Deno.makeTempDir();
  * const path = `${folder}/best.safetensors`;
  * await saveCheckpoint(path, {
@@ -673,7 +677,7 @@ export async function readSafetensors(
  *   },
  * });
  * const checkpoint = await loadCheckpoint(path);
- * console.assert(checkpoint.metadata.model === "MSCA");
+ * assert.equal(checkpoint.metadata.model, "MSCA");
  * await Deno.remove(folder, { recursive: true });
  * ```
  */
@@ -897,9 +901,11 @@ export function featureShapesOf(dataset: Dataset): FeatureShapes {
  * @throws {Deno.errors.NotFound} The interaction file does not exist.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ *
  * const inter = new TextEncoder().encode("userID\titemID\tx_label\n0\t0\t0\n");
  * const fingerprint = await datasetFingerprint(inter, { text: [1, 384] });
- * console.assert(fingerprint.endsWith(";text=1x384"));
+ * assert.ok(fingerprint.endsWith(";text=1x384"));
  * ```
  */
 export async function datasetFingerprint(

@@ -27,6 +27,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { isAbsolute, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type CommandLine, parseCommandLine } from "./cli/args.ts";
+import { EMBEDDED_CONFIGS, EMBEDDED_CONFIGS_URL } from "./configs_embedded.ts";
 
 /** The kinds of value a config key can hold. */
 export type KeyType =
@@ -80,8 +81,9 @@ export interface KeySpec {
  * @example
  * ```ts
  * import { CONFIG_KEYS } from "./config.ts";
+ * import assert from "node:assert/strict";
  *
- * console.assert(CONFIG_KEYS.knn_k.type === "integer");
+ * assert.equal(CONFIG_KEYS.knn_k.type, "integer");
  * ```
  */
 export const CONFIG_KEYS = {
@@ -320,9 +322,10 @@ export type Config =
  * @example
  * ```ts
  * import { ConfigError } from "./config.ts";
+ * import assert from "node:assert/strict";
  *
  * const error = new ConfigError("unknown key \"lr\"", { key: "lr" });
- * console.assert(error.key === "lr");
+ * assert.equal(error.key, "lr");
  * ```
  */
 export class ConfigError extends Error {
@@ -357,19 +360,12 @@ export interface LoadConfigOptions {
    * key to value (text is read as on the command line).
    */
   args?: readonly string[] | CommandLine | Record<string, unknown>;
-  /** Folder with `overall.yaml`, `dataset/` and `model/`; default: ours. */
+  /**
+   * Folder with `overall.yaml`, `dataset/` and `model/`, read at run time;
+   * default: the files of our `configs/`, embedded in the module graph (so
+   * no file access is needed, also when this package runs from a registry).
+   */
   configDir?: string;
-}
-
-/**
- * The repository's `configs/` folder; `configs` in the working folder when
- * this module is not loaded from disk (from a package registry, say).
- */
-export const DEFAULT_CONFIG_DIR: string = defaultConfigDir();
-
-function defaultConfigDir(): string {
-  const url = new URL("../configs/", import.meta.url);
-  return url.protocol === "file:" ? fileURLToPath(url) : "configs";
 }
 
 /** The model used when none is named. */
@@ -417,14 +413,16 @@ interface Layer {
  * @example
  * ```ts
  * import { expandGrid, loadConfig } from "./config.ts";
+ * import assert from "node:assert/strict";
  *
  * const config = await loadConfig({
  *   model: "MSCA",
  *   dataset: "baby",
  *   args: ["--knn_k", "5", "--topk=[10,20]"],
  * });
- * console.assert(config.knn_k === 5 && config.n_layers === 2);
- * console.assert(expandGrid(config)[0].seed === 999);
+ * assert.equal(config.knn_k, 5);
+ * assert.equal(config.n_layers, 2);
+ * assert.equal(expandGrid(config)[0].seed, 999);
  * ```
  */
 export function loadConfig(options: LoadConfigOptions = {}): Promise<Config> {
@@ -444,31 +442,29 @@ export function loadConfig(options: LoadConfigOptions = {}): Promise<Config> {
  * @example
  * ```ts
  * import { loadConfigSync } from "./config.ts";
+ * import assert from "node:assert/strict";
  *
  * const config = loadConfigSync({ model: "BPR", dataset: "sports" });
- * console.assert(config.reg_weight === 1e-4);
+ * assert.equal(config.reg_weight, 1e-4);
  * ```
  */
 export function loadConfigSync(options: LoadConfigOptions = {}): Config {
-  const configDir = options.configDir ?? DEFAULT_CONFIG_DIR;
+  const source = configSource(options.configDir);
   const commandLine = readOverrides(options.args);
   const model = pickName("model", options.model, commandLine.model) ??
     DEFAULT_MODEL;
   const dataset = pickName("dataset", options.dataset, commandLine.dataset) ??
     DEFAULT_DATASET;
 
-  const models = listModels(configDir);
+  const models = source.names("model", true);
   if (!models.includes(model)) {
     throw new ConfigError(
       `unknown model "${model}"; choose one of: ${models.join(", ")}` +
         suggest(model, models),
     );
   }
-  const overall = readLayer(join(configDir, "overall.yaml"), "overall")!;
-  const modelFile = readLayer(
-    join(configDir, "model", `${model}.yaml`),
-    "model",
-  )!;
+  const overall = readLayer(source, "overall", "overall")!;
+  const modelFile = readLayer(source, `model/${model}`, "model")!;
   const modelKeys = new Set<string>(
     [...modelFile.values.keys()].filter((key) => isModelKey(key)),
   );
@@ -476,12 +472,8 @@ export function loadConfigSync(options: LoadConfigOptions = {}): Config {
 
   const cli = commandLineLayer(commandLine);
   checkDatasetName(dataset);
-  const datasetFile = join(configDir, "dataset", `${dataset}.yaml`);
-  const datasetLayer = readLayer(datasetFile, "dataset") ??
-    { where: "in the defaults", values: new Map<string, Value>() };
-  if (!existsSync(datasetFile)) {
-    requireDataFolder(configDir, dataset, overall, cli);
-  }
+  const datasetLayer = readLayer(source, `dataset/${dataset}`, "dataset") ??
+    requireDataFolder(source, dataset, overall, cli);
 
   // Model parameters from general layers apply only to models that have them.
   for (const layer of [overall, datasetLayer]) {
@@ -516,13 +508,15 @@ export function loadConfigSync(options: LoadConfigOptions = {}): Config {
  * @example
  * ```ts
  * import { expandGrid, loadConfig } from "./config.ts";
+ * import assert from "node:assert/strict";
  *
  * const config = await loadConfig({
  *   dataset: "baby",
  *   args: ["--hyper_parameters", "seed,n_layers", "--n_layers", "1,2"],
  * });
  * const runs = expandGrid(config);
- * console.assert(runs.length === 2 && runs[1].n_layers === 2);
+ * assert.equal(runs.length, 2);
+ * assert.equal(runs[1].n_layers, 2);
  * ```
  */
 export function expandGrid(config: Config): RunConfig[] {
@@ -554,9 +548,10 @@ export function expandGrid(config: Config): RunConfig[] {
  * @example
  * ```ts
  * import { formatConfig, loadConfig } from "./config.ts";
+ * import assert from "node:assert/strict";
  *
  * const text = formatConfig(await loadConfig({ dataset: "baby" }));
- * console.assert(text.includes("\nknn_k=10\n"));
+ * assert.ok(text.includes("\nknn_k=10\n"));
  * ```
  */
 export function formatConfig(config: Config | RunConfig): string {
@@ -576,8 +571,9 @@ export function formatConfig(config: Config | RunConfig): string {
  * @example
  * ```ts
  * import { describeKeys } from "./config.ts";
+ * import assert from "node:assert/strict";
  *
- * console.assert(describeKeys().includes("--knn_k"));
+ * assert.ok(describeKeys().includes("--knn_k"));
  * ```
  */
 export function describeKeys(): string {
@@ -591,17 +587,18 @@ export function describeKeys(): string {
 /**
  * The models with a file in `<configDir>/model/`, sorted.
  *
- * @param configDir The config folder; default: ours.
+ * @param configDir The config folder; default: our embedded `configs/`.
  * @returns Model names such as `BPR`, `LightGCN`, `MSCA`.
  * @example
  * ```ts
  * import { listModels } from "./config.ts";
+ * import assert from "node:assert/strict";
  *
- * console.assert(listModels().includes("MSCA"));
+ * assert.ok(listModels().includes("MSCA"));
  * ```
  */
-export function listModels(configDir: string = DEFAULT_CONFIG_DIR): string[] {
-  return yamlNames(join(configDir, "model"));
+export function listModels(configDir?: string): string[] {
+  return configSource(configDir).names("model", true);
 }
 
 /**
@@ -609,21 +606,26 @@ export function listModels(configDir: string = DEFAULT_CONFIG_DIR): string[] {
  * `<configDir>/dataset/`, and every folder `<dataPath>/<name>/` that holds
  * `<name>.inter`.
  *
- * @param configDir The config folder; default: ours.
+ * @param configDir The config folder; default: our embedded `configs/`.
  * @param dataPath The data folder (`data_path`); default `data/`.
  * @returns The names, sorted.
  * @example
  * ```ts
  * import { listDatasets } from "./config.ts";
+ * import assert from "node:assert/strict";
  *
- * console.assert(listDatasets().includes("baby"));
+ * assert.ok(listDatasets().includes("baby"));
  * ```
  */
 export function listDatasets(
-  configDir: string = DEFAULT_CONFIG_DIR,
+  configDir?: string,
   dataPath = "data/",
 ): string[] {
-  const names = new Set(yamlNames(join(configDir, "dataset"), false));
+  return datasetNames(configSource(configDir), dataPath);
+}
+
+function datasetNames(source: ConfigSource, dataPath: string): string[] {
+  const names = new Set(source.names("dataset", false));
   let entries: string[] = [];
   try {
     entries = readdirSync(dataPath);
@@ -636,21 +638,75 @@ export function listDatasets(
   return [...names].sort();
 }
 
-function yamlNames(folder: string, required = true): string[] {
-  let entries: string[] = [];
-  try {
-    entries = readdirSync(folder);
-  } catch {
-    if (required) {
-      throw new ConfigError(`${folder}: config folder not found`, {
-        file: folder,
-      });
-    }
-  }
-  return entries
-    .filter((name) => name.endsWith(".yaml"))
-    .map((name) => name.slice(0, -".yaml".length))
-    .sort();
+/**
+ * Where config files come from: a folder read at run time, or the files of
+ * `configs/` embedded in the module graph. Files are named by their path
+ * under the folder without `.yaml`: `overall`, `model/MSCA`, `dataset/baby`.
+ */
+interface ConfigSource {
+  /** The file's text; undefined when there is no such file. */
+  read(name: string): string | undefined;
+  /** The names of the YAML files in `model/` or `dataset/`, sorted. */
+  names(folder: "model" | "dataset", required: boolean): string[];
+  /** The file's path (or URL), as messages and `ConfigError.file` name it. */
+  file(name: string): string;
+}
+
+function configSource(configDir: string | undefined): ConfigSource {
+  return configDir === undefined ? EMBEDDED_SOURCE : folderSource(configDir);
+}
+
+const EMBEDDED_SOURCE: ConfigSource = {
+  read(name) {
+    return Object.hasOwn(EMBEDDED_CONFIGS, name)
+      ? EMBEDDED_CONFIGS[name]
+      : undefined;
+  },
+  names(folder) {
+    return Object.keys(EMBEDDED_CONFIGS)
+      .filter((name) => name.startsWith(`${folder}/`))
+      .map((name) => name.slice(folder.length + 1))
+      .sort();
+  },
+  file(name) {
+    const url = new URL(`${name}.yaml`, EMBEDDED_CONFIGS_URL);
+    return url.protocol === "file:" ? fileURLToPath(url) : url.href;
+  },
+};
+
+function folderSource(configDir: string): ConfigSource {
+  const file = (name: string) => join(configDir, `${name}.yaml`);
+  return {
+    read(name) {
+      try {
+        return readFileSync(file(name), "utf8");
+      } catch (error) {
+        if (error instanceof Error && isNotFound(error)) return undefined;
+        throw new ConfigError(
+          `${file(name)}: cannot read the config file (${error})`,
+          { file: file(name) },
+        );
+      }
+    },
+    names(folder, required) {
+      const path = join(configDir, folder);
+      let entries: string[] = [];
+      try {
+        entries = readdirSync(path);
+      } catch {
+        if (required) {
+          throw new ConfigError(`${path}: config folder not found`, {
+            file: path,
+          });
+        }
+      }
+      return entries
+        .filter((name) => name.endsWith(".yaml"))
+        .map((name) => name.slice(0, -".yaml".length))
+        .sort();
+    },
+    file,
+  };
 }
 
 /** Command-line overrides, values as text or already typed. */
@@ -719,13 +775,13 @@ function specOf(key: string): KeySpec | undefined {
  * @example
  * ```ts
  * import { checkKeyName, ConfigError } from "./config.ts";
+ * import assert from "node:assert/strict";
  *
  * checkKeyName("knn_k", "on the command line");
- * try {
- *   checkKeyName("knn", "on the command line");
- * } catch (error) {
- *   console.assert((error as ConfigError).message.includes('"knn_k"'));
- * }
+ * assert.throws(
+ *   () => checkKeyName("knn", "on the command line"),
+ *   (error) => error instanceof ConfigError && /"knn_k"/.test(error.message),
+ * );
  * ```
  */
 export function checkKeyName(
@@ -780,9 +836,12 @@ function suggest(name: string, known: readonly string[], always = false) {
  * @example
  * ```ts
  * import { nearestName } from "./config.ts";
+ * import assert from "node:assert/strict";
  *
- * console.assert(nearestName("lerning_rate", ["learning_rate", "tau"]) ===
- *   "learning_rate");
+ * assert.equal(
+ *   nearestName("lerning_rate", ["learning_rate", "tau"]),
+ *   "learning_rate",
+ * );
  * ```
  */
 export function nearestName(
@@ -827,19 +886,15 @@ function editDistance(a: string, b: string): number {
 
 /** Reads one YAML file into a layer; undefined when optional and absent. */
 function readLayer(
-  file: string,
+  source: ConfigSource,
+  name: string,
   kind: "overall" | "dataset" | "model",
 ): Layer | undefined {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (error) {
-    if (kind === "dataset" && error instanceof Error && isNotFound(error)) {
-      return undefined;
-    }
-    throw new ConfigError(`${file}: cannot read the config file (${error})`, {
-      file,
-    });
+  const file = source.file(name);
+  const text = source.read(name);
+  if (text === undefined) {
+    if (kind === "dataset") return undefined;
+    throw new ConfigError(`${file}: config file not found`, { file });
   }
   const document = parseYamlFile(text, file);
   const values = new Map<string, Value>();
@@ -1049,13 +1104,16 @@ function checkDatasetName(dataset: string): void {
   }
 }
 
-/** A dataset without a config file must be a folder holding its `.inter`. */
+/**
+ * A dataset without a config file must be a folder holding its `.inter`;
+ * its layer is then empty (the defaults of `overall.yaml` apply).
+ */
 function requireDataFolder(
-  configDir: string,
+  source: ConfigSource,
   dataset: string,
   overall: Layer,
   cli: Layer,
-): void {
+): Layer {
   const dataPath = (cli.values.get("data_path") ??
     overall.values.get("data_path") ?? "data/") as string;
   const interFile = (cli.values.get("inter_file_name") ??
@@ -1067,11 +1125,13 @@ function requireDataFolder(
   } catch {
     // Absent: reported below with the choices.
   }
-  if (isFile) return;
-  const choices = listDatasets(configDir, dataPath);
+  if (isFile) {
+    return { where: "in the defaults", values: new Map<string, Value>() };
+  }
+  const choices = datasetNames(source, dataPath);
   throw new ConfigError(
     `unknown dataset "${dataset}": there is ` +
-      `no ${shortPath(join(configDir, "dataset", `${dataset}.yaml`))} and ` +
+      `no ${shortPath(source.file(`dataset/${dataset}`))} and ` +
       `no ${shortPath(join(folder, interFile))}; choose one of: ` +
       choices.join(", ") + suggest(dataset, choices),
   );
@@ -1344,6 +1404,7 @@ function describeType(spec: KeySpec): string {
 
 /** A path relative to the working folder when it lies inside it. */
 function shortPath(path: string): string {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(path)) return path; // A URL.
   const inside = relative(Deno.cwd(), path);
   return inside.startsWith("..") || isAbsolute(inside) ? path : inside;
 }

@@ -115,11 +115,13 @@ export interface RelevantItems {
  * @returns Users and their relevant item sets.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ *
  * const relevant = relevantItems({
  *   users: new Int32Array([3, 1, 3]), items: new Int32Array([7, 2, 5]),
  * });
- * console.assert(relevant.users.join() === "1,3");
- * console.assert(relevant.items.join() === "2,5,7");
+ * assert.deepEqual([...relevant.users], [1, 3]);
+ * assert.deepEqual([...relevant.items], [2, 5, 7]);
  * ```
  */
 export function relevantItems(split: Interactions): RelevantItems {
@@ -160,8 +162,10 @@ export function relevantItems(split: Interactions): RelevantItems {
  * @throws {RangeError} When a score is NaN (the model diverged).
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ *
  * const top = selectTopK(new Float32Array([0.1, 0.9, 0.9, 0.3]), 1, 4, 2);
- * console.assert(top.join() === "1,2");
+ * assert.deepEqual([...top], [1, 2]);
  * ```
  */
 export function selectTopK(
@@ -324,7 +328,9 @@ export async function rankTopK(
  * @throws {RangeError} On an unknown name, listing the choices.
  * @example
  * ```ts
- * console.assert(parseMetrics(["Recall", "NDCG"]).join() === "recall,ndcg");
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(parseMetrics(["Recall", "NDCG"]), ["recall", "ndcg"]);
  * ```
  */
 export function parseMetrics(metrics: string[]): MetricName[] {
@@ -355,10 +361,12 @@ export function parseMetrics(metrics: string[]): MetricName[] {
  * @returns Sums keyed `recall@K`, … (metric order, then K).
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ *
  * const relevant = { users: new Int32Array([0]),
  *   offsets: new Int32Array([0, 1]), items: new Int32Array([4]) };
  * const sums = metricSums(new Int32Array([2, 4]), 2, relevant, [2], ["recall"]);
- * console.assert(sums["recall@2"] === 1);
+ * assert.equal(sums["recall@2"], 1);
  * ```
  */
 export function metricSums(
@@ -476,9 +484,9 @@ export async function evaluate(
  * @returns One line.
  * @example
  * ```ts
- * console.assert(
- *   formatMetrics({ "recall@20": 0.12345 }) === "recall@20: 0.1235",
- * );
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(formatMetrics({ "recall@20": 0.12345 }), "recall@20: 0.1235");
  * ```
  */
 export function formatMetrics(metrics: Record<string, number>): string {

@@ -144,13 +144,15 @@ const FONT = 'font-family="Helvetica, Arial, sans-serif"';
  * @returns A standalone SVG document.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ *
  * const svg = lineChartSvg({
  *   title: "train loss",
  *   xLabel: "epoch",
  *   yLabel: "loss",
  *   series: [{ name: "train", points: [[0, 0.7], [1, 0.5], [2, 0.4]] }],
  * });
- * console.assert(svg.startsWith("<svg"));
+ * assert.ok(svg.startsWith("<svg"));
  * ```
  */
 export function lineChartSvg(options: LineChartOptions): string {
@@ -268,6 +270,8 @@ export function lineChartSvg(options: LineChartOptions): string {
  * @returns A standalone SVG document.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ *
  * const svg = gridSvg({
  *   title: "grid search",
  *   yLabel: "recall@20",
@@ -278,7 +282,7 @@ export function lineChartSvg(options: LineChartOptions): string {
  *   ],
  *   highlight: 1,
  * });
- * console.assert(svg.includes("n_layers=2"));
+ * assert.ok(svg.includes("n_layers=2"));
  * ```
  */
 export function gridSvg(options: GridChartOptions): string {

@@ -35,6 +35,8 @@ export interface ProgressOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ *
  * const lines: string[] = [];
  * const progress = new ProgressReporter({
  *   terminal: false,
@@ -44,7 +46,7 @@ export interface ProgressOptions {
  *   progress.report("epoch 0", batch, 3, "batches");
  * }
  * progress.close();
- * console.assert(lines.at(-1)!.startsWith("epoch 0: 3 batches in"));
+ * assert.match(lines.at(-1)!, /^epoch 0: 3 batches in/);
  * ```
  */
 export class ProgressReporter {
@@ -221,13 +223,15 @@ export class ProgressReporter {
  * @returns The callback.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ *
  * const lines: string[] = [];
  * const onProgress = graphProgress(
  *   new ProgressReporter({ terminal: false, write: (t) => lines.push(t) }),
  * );
  * onProgress({ graph: "structural", stage: "building", fraction: 0.5 });
  * onProgress({ graph: "structural", stage: "built", fraction: 1 });
- * console.assert(lines[0].startsWith("structural graph: built in"));
+ * assert.match(lines[0], /^structural graph: built in/);
  * ```
  */
 export function graphProgress(
@@ -255,13 +259,15 @@ export function graphProgress(
  * @returns The callback.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ *
  * const lines: string[] = [];
  * const onBatch = batchProgress(
  *   new ProgressReporter({ terminal: false, write: (t) => lines.push(t) }),
  * );
  * onBatch({ epoch: 0, done: 1, total: 2 });
  * onBatch({ epoch: 0, done: 2, total: 2 });
- * console.assert(lines[0].startsWith("epoch 0: 2 batches in"));
+ * assert.match(lines[0], /^epoch 0: 2 batches in/);
  * ```
  */
 export function batchProgress(
@@ -324,7 +330,9 @@ function percent(phase: Phase): string {
  * @returns The text.
  * @example
  * ```ts
- * console.assert(formatDuration(245) === "4m05s");
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(formatDuration(245), "4m05s");
  * ```
  */
 export function formatDuration(seconds: number): string {

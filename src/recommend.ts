@@ -38,11 +38,13 @@ export interface RecommendationFileOptions {
  *   users and lists, or an ID that is not a non-negative integer.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ *
  * const table = recommendationsTsv({
  *   users: [0, 3],
  *   items: [[5, 1], [2, 7]],
  * });
- * console.assert(table === "id\ttop_0\ttop_1\n0\t5\t1\n3\t2\t7\n");
+ * assert.equal(table, "id\ttop_0\ttop_1\n0\t5\t1\n3\t2\t7\n");
  * ```
  */
 export function recommendationsTsv(lists: TopKLists): string {
@@ -85,8 +87,10 @@ export function recommendationsTsv(lists: TopKLists): string {
  * @throws {RangeError} `topK` is not a whole number of rows.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ *
  * const lists = splitTopK(new Int32Array([0, 1]), new Int32Array([5, 2, 7, 1]));
- * console.assert(lists.items[1][0] === 7);
+ * assert.equal(lists.items[1][0], 7);
  * ```
  */
 export function splitTopK(users: Int32Array, topK: Int32Array): TopKLists {
@@ -133,13 +137,15 @@ export function recommendationFileName(
  * @returns The path written.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ *
  * const folder = await Deno.makeTempDir();
  * const path = await writeRecommendations(
  *   folder,
  *   { users: [0, 1], items: [[4, 2], [3, 0]] },
  *   { model: "MSCA", dataset: "tiny" },
  * );
- * console.assert(path.endsWith("MSCA-tiny-idx0-top2.tsv"));
+ * assert.ok(path.endsWith("MSCA-tiny-idx0-top2.tsv"));
  * await Deno.remove(folder, { recursive: true });
  * ```
  */

@@ -158,7 +158,8 @@ export interface EpochContext {
   stopping: boolean;
   /**
    * Reads the whole training state (for `--resume`); the returned state
-   * resumes at the next epoch exactly as an uninterrupted run would.
+   * resumes at the next epoch exactly as an uninterrupted run would. Call
+   * it (and await it) inside the callback: training continues afterwards.
    *
    * @returns The state.
    */

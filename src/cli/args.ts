@@ -55,13 +55,15 @@ export interface CommandLine {
  * @example
  * ```ts
  * import { parseCommandLine } from "./args.ts";
+ * import assert from "node:assert/strict";
  *
  * const line = parseCommandLine(
  *   ["-m", "MSCA", "--topk=[10,20]", "--json"],
  *   { flags: { json: { type: "boolean" } } },
  * );
- * console.assert(line.model === "MSCA" && line.values.topk === "[10,20]");
- * console.assert(line.flags.json === true);
+ * assert.equal(line.model, "MSCA");
+ * assert.equal(line.values.topk, "[10,20]");
+ * assert.equal(line.flags.json, true);
  * ```
  */
 export function parseCommandLine(

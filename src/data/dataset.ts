@@ -116,12 +116,14 @@ export interface DatasetParts {
  * @example
  * ```ts
  * import { loadDataset } from "./dataset.ts";
+ * import assert from "node:assert/strict";
  *
  * const dataset = loadDataset({
  *   data_path: "tests/fixtures/msca-tiny/data",
  *   dataset: "tiny",
  * });
- * console.assert(dataset.userCount === 60 && dataset.itemCount === 150);
+ * assert.equal(dataset.userCount, 60);
+ * assert.equal(dataset.itemCount, 150);
  * ```
  */
 export function loadDataset(options: LoadDatasetOptions): Dataset {
@@ -190,6 +192,7 @@ export function loadDataset(options: LoadDatasetOptions): Dataset {
  * @example
  * ```ts
  * import { createDataset } from "./dataset.ts";
+ * import assert from "node:assert/strict";
  *
  * const dataset = createDataset({
  *   name: "toy",
@@ -197,7 +200,7 @@ export function loadDataset(options: LoadDatasetOptions): Dataset {
  *   items: new Int32Array([2, 0, 1, 2]),
  *   labels: new Uint8Array([0, 0, 0, 2]),
  * });
- * console.assert(dataset.trainItems.join() === "0,2,1");
+ * assert.deepEqual([...dataset.trainItems], [0, 2, 1]);
  * ```
  */
 export function createDataset(parts: DatasetParts): Dataset {
@@ -290,12 +293,13 @@ export function createDataset(parts: DatasetParts): Dataset {
  * @example
  * ```ts
  * import { readFeatureTable } from "./dataset.ts";
+ * import assert from "node:assert/strict";
  *
  * const table = readFeatureTable(
  *   "tests/fixtures/msca-tiny/data/tiny/text_feat.npy",
  *   150,
  * );
- * console.assert(table.cols === 8);
+ * assert.equal(table.cols, 8);
  * ```
  */
 export function readFeatureTable(
@@ -364,12 +368,13 @@ export function readFeatureTable(
  * @example
  * ```ts
  * import { datasetStatistics, loadDataset } from "./dataset.ts";
+ * import assert from "node:assert/strict";
  *
  * const dataset = loadDataset({
  *   data_path: "tests/fixtures/msca-tiny/data",
  *   dataset: "tiny",
  * });
- * console.assert(
+ * assert.ok(
  *   datasetStatistics(dataset).includes("The number of inters: 393"),
  * );
  * ```

@@ -13,10 +13,11 @@
  * @example
  * ```ts
  * import { DataError } from "./errors.ts";
+ * import assert from "node:assert/strict";
  *
  * const error = new DataError("data/baby/baby.inter", "file is empty");
- * console.assert(error.message === "data/baby/baby.inter: file is empty");
- * console.assert(error.file === "data/baby/baby.inter");
+ * assert.equal(error.message, "data/baby/baby.inter: file is empty");
+ * assert.equal(error.file, "data/baby/baby.inter");
  * ```
  */
 export class DataError extends Error {

@@ -18,9 +18,10 @@ import { DataError } from "./errors.ts";
  * @example
  * ```ts
  * import { readWholeFile } from "./files.ts";
+ * import assert from "node:assert/strict";
  *
  * const bytes = readWholeFile("deno.json", "a config file");
- * console.assert(bytes.byteOffset === 0);
+ * assert.equal(bytes.byteOffset, 0);
  * ```
  */
 export function readWholeFile(

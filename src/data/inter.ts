@@ -62,9 +62,10 @@ const OTHER_SEPARATORS = ["\t", ",", ";", "|", " "];
  * @example
  * ```ts
  * import { readInter } from "./inter.ts";
+ * import assert from "node:assert/strict";
  *
  * const rows = readInter("tests/fixtures/msca-tiny/data/tiny/tiny.inter");
- * console.assert(rows.users.length === 393);
+ * assert.equal(rows.users.length, 393);
  * ```
  */
 export function readInter(
@@ -89,10 +90,12 @@ export function readInter(
  * @example
  * ```ts
  * import { parseInter } from "./inter.ts";
+ * import assert from "node:assert/strict";
  *
  * const text = "userID\titemID\tx_label\n0\t3\t0\n1\t2\t2\n";
  * const rows = parseInter(new TextEncoder().encode(text), "toy.inter");
- * console.assert(rows.items[1] === 2 && rows.labels[1] === 2);
+ * assert.equal(rows.items[1], 2);
+ * assert.equal(rows.labels[1], 2);
  * ```
  */
 export function parseInter(

@@ -73,10 +73,12 @@ export interface ReadNpyOptions {
  * @example
  * ```ts
  * import { readNpy, writeNpy } from "./npy.ts";
+ * import assert from "node:assert/strict";
  *
  * const bytes = writeNpy({ shape: [2, 2], data: new Float32Array([1, 2, 3, 4]) });
  * const array = readNpy(bytes);
- * console.assert(array.dtype === "<f4" && array.shape[1] === 2);
+ * assert.equal(array.dtype, "<f4");
+ * assert.deepEqual(array.shape, [2, 2]);
  * ```
  */
 export function readNpy(
@@ -187,9 +189,10 @@ export function readNpy(
  * @example
  * ```ts
  * import { readFloat32Npy, writeNpy } from "./npy.ts";
+ * import assert from "node:assert/strict";
  *
  * const bytes = writeNpy({ shape: [3], data: new Float64Array([1, 2, 3]) });
- * console.assert(readFloat32Npy(bytes).data[2] === 3);
+ * assert.equal(readFloat32Npy(bytes).data[2], 3);
  * ```
  */
 export function readFloat32Npy(
@@ -214,10 +217,11 @@ export function readFloat32Npy(
  * @example
  * ```ts
  * import { readInt32Npy, writeNpy } from "./npy.ts";
+ * import assert from "node:assert/strict";
  *
  * const data = new Int32Array([4, 5]);
  * const bytes = writeNpy({ shape: [2], data }, { dtype: "<i8" });
- * console.assert(readInt32Npy(bytes).data[1] === 5);
+ * assert.equal(readInt32Npy(bytes).data[1], 5);
  * ```
  */
 export function readInt32Npy(
@@ -308,9 +312,10 @@ export function writeNpy(
  * @example
  * ```ts
  * import { encodeNpyHeader } from "./npy.ts";
+ * import assert from "node:assert/strict";
  *
  * const header = encodeNpyHeader([10, 4096], "<f4");
- * console.assert(header.length % 64 === 0);
+ * assert.equal(header.length % 64, 0);
  * ```
  */
 export function encodeNpyHeader(

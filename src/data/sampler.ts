@@ -39,14 +39,17 @@ export interface Batch {
  * import { BatchSampler } from "./sampler.ts";
  * import { loadDataset } from "./dataset.ts";
  * import { Random } from "../random.ts";
+ * import assert from "node:assert/strict";
  *
  * const dataset = loadDataset({
  *   data_path: "tests/fixtures/msca-tiny/data",
  *   dataset: "tiny",
  * });
  * const sampler = new BatchSampler(dataset, 128, new Random(2026));
- * for (const batch of sampler.epoch()) {
- *   console.assert(batch.users.length === batch.negatives.length);
+ * const batches = [...sampler.epoch()];
+ * assert.ok(batches.length > 0);
+ * for (const batch of batches) {
+ *   assert.equal(batch.users.length, batch.negatives.length);
  * }
  * ```
  */

@@ -150,9 +150,11 @@ export interface SyntheticDataset {
  * @example
  * ```ts
  * import { generateSynthetic, SYNTHETIC_PRESETS } from "./synth.ts";
+ * import assert from "node:assert/strict";
  *
  * const data = generateSynthetic({ ...SYNTHETIC_PRESETS.synthetic, seed: 7 });
- * console.assert(data.users.length === 30000 && data.image.cols === 256);
+ * assert.equal(data.users.length, 30000);
+ * assert.equal(data.image.cols, 256);
  * ```
  */
 export function generateSynthetic(
@@ -282,6 +284,7 @@ export function generateSynthetic(
  * @example
  * ```ts
  * import { generateSynthetic, writeSynthetic } from "./synth.ts";
+ * import assert from "node:assert/strict";
  *
  * const data = generateSynthetic({
  *   name: "toy", userCount: 50, itemCount: 40, interactionCount: 400,
@@ -289,7 +292,7 @@ export function generateSynthetic(
  * });
  * const dataPath = Deno.makeTempDirSync();
  * const files = writeSynthetic(data, `${dataPath}/toy`);
- * console.assert(files.length === 4);
+ * assert.equal(files.length, 4);
  * Deno.removeSync(dataPath, { recursive: true });
  * ```
  */
@@ -370,11 +373,13 @@ export interface EnsureResult {
  * @example
  * ```ts
  * import { ensureSyntheticDataset } from "./synth.ts";
+ * import assert from "node:assert/strict";
  *
  * const dataPath = Deno.makeTempDirSync();
  * const first = ensureSyntheticDataset(dataPath, "synthetic");
  * const again = ensureSyntheticDataset(dataPath, "synthetic");
- * console.assert(first.generated && !again.generated);
+ * assert.equal(first.generated, true);
+ * assert.equal(again.generated, false);
  * Deno.removeSync(dataPath, { recursive: true });
  * ```
  */
@@ -408,10 +413,11 @@ export function ensureSyntheticDataset(
  * @example
  * ```ts
  * import { ensureDefaultDataset } from "./synth.ts";
+ * import assert from "node:assert/strict";
  *
  * const dataPath = Deno.makeTempDirSync();
  * const folder = ensureDefaultDataset(dataPath); // dataPath/synthetic
- * console.assert(folder.endsWith("synthetic"));
+ * assert.ok(folder.endsWith("synthetic"));
  * Deno.removeSync(dataPath, { recursive: true });
  * ```
  */

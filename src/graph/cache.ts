@@ -37,8 +37,10 @@ export type CacheKeyPart = string | number | ArrayBufferView;
  * @returns The lowercase hexadecimal digest (64 characters).
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ *
  * const key = graphCacheKey(["structural", 10, new Int32Array([1, 2])]);
- * console.assert(key.length === 64);
+ * assert.equal(key.length, 64);
  * ```
  */
 export function graphCacheKey(parts: CacheKeyPart[]): string {
@@ -73,7 +75,9 @@ export function graphCacheKey(parts: CacheKeyPart[]): string {
  * @returns The file path.
  * @example
  * ```ts
- * console.assert(graphCachePath("saved", "ab12") === "saved/graphs/ab12.bin");
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(graphCachePath("saved", "ab12"), "saved/graphs/ab12.bin");
  * ```
  */
 export function graphCachePath(cacheDir: string, key: string): string {
@@ -91,11 +95,13 @@ function sha256(bytes: Uint8Array): Uint8Array {
  * @returns The file bytes, checksum included.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ *
  * const bytes = encodeGraph({
  *   rows: 1, cols: 1, rowOffsets: new Int32Array([0, 1]),
  *   columnIndices: new Int32Array([0]), values: new Float32Array([1]),
  * });
- * console.assert(decodeGraph(bytes)?.values[0] === 1);
+ * assert.equal(decodeGraph(bytes)?.values[0], 1);
  * ```
  */
 export function encodeGraph(graph: CsrMatrix): Uint8Array {
@@ -129,7 +135,9 @@ export function encodeGraph(graph: CsrMatrix): Uint8Array {
  * @returns The graph, or `null` when the bytes are not a valid graph file.
  * @example
  * ```ts
- * console.assert(decodeGraph(new Uint8Array(3)) === null);
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(decodeGraph(new Uint8Array(3)), null);
  * ```
  */
 export function decodeGraph(bytes: Uint8Array): CsrMatrix | null {

@@ -61,12 +61,14 @@ export interface ModalityGraphOptions {
  * undefined; the reference would train on NaN).
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ *
  * const unit = normalizeFeatureRows({
  *   rows: 1,
  *   cols: 2,
  *   data: new Float32Array([3, 4]),
  * });
- * console.assert(Math.abs(unit.data[0] - 0.6) < 1e-7);
+ * assert.ok(Math.abs(unit.data[0] - 0.6) < 1e-7);
  * ```
  */
 export function normalizeFeatureRows(features: FeatureTable): FeatureTable {
@@ -111,9 +113,11 @@ const COLUMN_TILE = 32;
  * @returns The `(rowEnd - rowStart) × (columnEnd - columnStart)` products.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ *
  * const table = { rows: 2, cols: 2, data: new Float32Array([1, 0, 0, 1]) };
  * const block = cpuDotProductBlock(table, 0, 2, 0, 2);
- * console.assert(block.join() === "1,0,0,1");
+ * assert.deepEqual([...block], [1, 0, 0, 1]);
  * ```
  */
 export function cpuDotProductBlock(
@@ -145,10 +149,12 @@ export function cpuDotProductBlock(
  * @param outOffset Index in `out` of the block's first product.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ *
  * const table = { rows: 2, cols: 2, data: new Float32Array([1, 0, 0, 1]) };
  * const out = new Float64Array(2);
  * cpuDotProductInto(table, 1, 2, 0, 2, out);
- * console.assert(out.join() === "0,1");
+ * assert.deepEqual([...out], [0, 1]);
  * ```
  */
 export function cpuDotProductInto(
@@ -308,9 +314,12 @@ class RowTopK {
  * kept similarities sum to a negative number (its normaliser is undefined).
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ *
  * const features = { rows: 3, cols: 2, data: new Float32Array([1, 0, 1, 0.1, 0, 1]) };
  * const graph = await modalityGraph(features, 2);
- * console.assert(graph.rows === 3 && graph.columnIndices.length === 6);
+ * assert.equal(graph.rows, 3);
+ * assert.equal(graph.columnIndices.length, 6);
  * ```
  */
 export async function modalityGraph(
