@@ -199,6 +199,11 @@ const ELEMENTWISE_WORKGROUP = 256;
 const ROWWISE_WORKGROUP = 64;
 /** `WORKGROUP_SIZE` of the one-workgroup-per-row InfoNCE kernels. */
 const INFO_NCE_WORKGROUP = 64;
+/**
+ * Largest InfoNCE similarity matrix kept for backward, in bytes (a batch of
+ * 2048 needs 16 MiB); larger batches use the fused kernels.
+ */
+const INFO_NCE_MATRIX_BYTES = 256 * 1024 * 1024;
 /** `COLUMNS_PER_THREAD` of `kernels/info_nce_backward.wgsl`. */
 const INFO_NCE_COLUMNS_PER_THREAD = 8;
 /** `WORKGROUP_ROWS` × `WORKGROUP_COLS` of `kernels/spmm.wgsl`. */
@@ -1068,15 +1073,21 @@ export class WebGpuBackend implements Backend {
   // Fused losses.
 
   /**
-   * InfoNCE on normalised rows, fused: the `B × B` similarities are
-   * reduced to row logsumexps as they are computed and never stored.
+   * InfoNCE on normalised rows. When the `B × B` similarity matrix fits
+   * (256 MiB and one binding; a batch of 2048 needs 16 MiB), it is
+   * computed by the tiled
+   * matmul, reduced row by row (`info_nce_rows.wgsl`) and kept as the
+   * probabilities for backward: the fastest path, measured on llvmpipe.
+   * Larger batches use the fused `info_nce.wgsl`, which reduces the
+   * similarities to row logsumexps as it computes them and never stores
+   * the matrix; backward then recomputes them.
    *
    * @param x `x̂`.
    * @param y `ŷ`.
    * @param rows Batch size.
    * @param cols Width.
    * @param temperature `τ`.
-   * @returns Loss and logsumexp (no probabilities: backward recomputes).
+   * @returns Loss, logsumexp, and the probabilities when they were kept.
    */
   infoNce(
     x: Storage,
@@ -1089,23 +1100,41 @@ export class WebGpuBackend implements Backend {
     if (rows === 0) return { loss: this.fill(1, NaN), logsumexp };
     this.#checkBindings("infoNce", rows * cols);
     const term = this.#allocate(rows);
-    const pipeline = this.gpu.pipeline(kernels.infoNce, {
-      WORKGROUP_SIZE: INFO_NCE_WORKGROUP,
-    });
-    this.gpu.dispatch(pipeline, [
-      gpuStorage(x).buffer,
-      gpuStorage(y).buffer,
-      logsumexp.buffer,
-      term.buffer,
-      this.gpu.uniform([rows, cols], [1 / temperature]),
-    ], rows);
+    let probabilities: WebGpuStorage | undefined;
+    if (this.#keepsInfoNceMatrix(rows)) {
+      probabilities = this.matmul(x, y, rows, cols, rows, false, true);
+      const pipeline = this.gpu.pipeline(kernels.infoNceRows, {
+        WORKGROUP_SIZE: ROWWISE_WORKGROUP,
+      });
+      this.gpu.dispatch(pipeline, [
+        probabilities.buffer,
+        logsumexp.buffer,
+        term.buffer,
+        this.gpu.uniform([rows], [1 / temperature]),
+      ], Math.ceil(rows / ROWWISE_WORKGROUP));
+    } else {
+      const pipeline = this.gpu.pipeline(kernels.infoNce, {
+        WORKGROUP_SIZE: INFO_NCE_WORKGROUP,
+      });
+      this.gpu.dispatch(pipeline, [
+        gpuStorage(x).buffer,
+        gpuStorage(y).buffer,
+        logsumexp.buffer,
+        term.buffer,
+        this.gpu.uniform([rows, cols], [1 / temperature]),
+      ], rows);
+    }
     const loss = this.#segmentSums(term.buffer, 1, rows, 1, false, 1 / rows);
     this.free(term);
-    return { loss, logsumexp };
+    return probabilities === undefined
+      ? { loss, logsumexp }
+      : { loss, logsumexp, probabilities };
   }
 
   /**
-   * Gradient of `infoNce`, recomputing `P` row by row (two dispatches).
+   * Gradient of `infoNce`: from the kept probabilities, one weight kernel
+   * and two tiled matmuls (`dx̂ = W ŷ`, `dŷ = Wᵀ x̂`); without them, the
+   * fused `info_nce_backward.wgsl` recomputes `P` row by row.
    *
    * @param x `x̂`.
    * @param y `ŷ`.
@@ -1125,14 +1154,31 @@ export class WebGpuBackend implements Backend {
     cols: number,
     temperature: number,
   ): { x: WebGpuStorage; y: WebGpuStorage } {
+    if (forward.probabilities !== undefined && rows * cols > 0) {
+      const weights = this.#allocate(rows * rows);
+      const pipeline = this.gpu.pipeline(kernels.infoNceWeights, {
+        WORKGROUP_SIZE: ELEMENTWISE_WORKGROUP,
+      });
+      this.gpu.dispatch(pipeline, [
+        gpuStorage(forward.probabilities).buffer,
+        gpuStorage(grad).buffer,
+        weights.buffer,
+        this.gpu.uniform([rows], [1 / temperature]),
+      ], Math.ceil(rows * rows / ELEMENTWISE_WORKGROUP));
+      const gradX = this.matmul(weights, y, rows, rows, cols, false, false);
+      const gradY = this.matmul(weights, x, rows, rows, cols, true, false);
+      this.free(weights);
+      return { x: gradX, y: gradY };
+    }
     const gradX = this.#allocate(rows * cols);
     const gradY = this.#allocate(rows * cols);
     if (rows * cols === 0) return { x: gradX, y: gradY };
     if (cols > INFO_NCE_WORKGROUP * INFO_NCE_COLUMNS_PER_THREAD) {
       throw new RangeError(
         `infoNce() on WebGPU supports rows of at most ` +
-          `${INFO_NCE_WORKGROUP * INFO_NCE_COLUMNS_PER_THREAD} values, got ` +
-          `${cols}`,
+          `${INFO_NCE_WORKGROUP * INFO_NCE_COLUMNS_PER_THREAD} values for ` +
+          `batches beyond ${INFO_NCE_MATRIX_BYTES} bytes of similarities, ` +
+          `got ${cols}`,
       );
     }
     this.#checkBindings("infoNceBackward", rows * cols);
@@ -1151,6 +1197,12 @@ export class WebGpuBackend implements Backend {
       this.gpu.dispatch(pipeline, [...bindings, out.buffer, params], rows);
     }
     return { x: gradX, y: gradY };
+  }
+
+  /** Whether InfoNCE of `rows` rows stores its similarity matrix. */
+  #keepsInfoNceMatrix(rows: number): boolean {
+    return rows * rows * 4 <= INFO_NCE_MATRIX_BYTES &&
+      rows * rows <= this.#maxBindingValues;
   }
 
   /**

@@ -25,6 +25,12 @@ import infoNceCode from "../../kernels/info_nce.wgsl" with { type: "text" };
 import infoNceBackwardCode from "../../kernels/info_nce_backward.wgsl" with {
   type: "text",
 };
+import infoNceRowsCode from "../../kernels/info_nce_rows.wgsl" with {
+  type: "text",
+};
+import infoNceWeightsCode from "../../kernels/info_nce_weights.wgsl" with {
+  type: "text",
+};
 import logsumexpRowsCode from "../../kernels/logsumexp_rows.wgsl" with {
   type: "text",
 };
@@ -72,6 +78,8 @@ export const kernels = {
   },
   infoNce: { name: "info_nce", code: infoNceCode },
   infoNceBackward: { name: "info_nce_backward", code: infoNceBackwardCode },
+  infoNceRows: { name: "info_nce_rows", code: infoNceRowsCode },
+  infoNceWeights: { name: "info_nce_weights", code: infoNceWeightsCode },
   logsumexpRows: { name: "logsumexp_rows", code: logsumexpRowsCode },
   logsumexpRowsBackward: {
     name: "logsumexp_rows_backward",
