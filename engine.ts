@@ -4,6 +4,12 @@
  * with reverse-mode autodiff, PyTorch-style layers and initialisers, and
  * Adam.
  *
+ * Tensors go to {@linkcode cpuBackend} unless given another backend:
+ * {@linkcode selectBackend} turns `"cpu"`, `"webgpu"` or `"auto"` into one,
+ * and {@linkcode createWebGpuBackend} opens WebGPU directly. Both throw
+ * {@linkcode WebGpuUnavailableError} for `"webgpu"` on a machine without
+ * an adapter, never falling back to the CPU in silence.
+ *
  * @example
  * ```ts
  * import { Adam, Parameter, squaredNorm, sub, tensor } from "./engine.ts";
@@ -46,6 +52,32 @@ export {
   createCpuBackend,
   type FloatArray,
 } from "./src/engine/cpu.ts";
+export {
+  createWebGpuBackend,
+  defaultMatmulTiling,
+  type MatmulTiling,
+  type TopKResult,
+  WebGpuBackend,
+  type WebGpuBackendOptions,
+  WebGpuIndexStorage,
+  WebGpuSparseStorage,
+  WebGpuStorage,
+} from "./src/engine/webgpu.ts";
+export {
+  DEVICE_CHOICES,
+  type DeviceChoice,
+  type DeviceSelection,
+  selectBackend,
+  type SelectBackendOptions,
+} from "./src/engine/webgpu_choice.ts";
+export {
+  type BufferBinding,
+  type KernelSource,
+  requestWebGpuDevice,
+  WebGpuDevice,
+  type WebGpuDeviceOptions,
+  WebGpuUnavailableError,
+} from "./src/engine/webgpu_device.ts";
 export {
   type BackwardFunction,
   formatShape,

@@ -59,6 +59,32 @@ import {
   ProgressReporter,
 } from "./src/progress.ts";
 import { writeTestRecommendations } from "./src/recommend.ts";
+import { WebGpuUnavailableError } from "./src/engine/webgpu_device.ts";
+import { evaluate, formatMetrics, mostPopular } from "./src/evaluation.ts";
+
+/**
+ * Prints each line and keeps it in the run folder's `train.log`; lines
+ * printed before the folder exists are written when it is opened.
+ */
+class RunLog {
+  #pending: string[] = [];
+  #file: string | null = null;
+
+  line(text: string): void {
+    console.log(text);
+    if (this.#file === null) this.#pending.push(text);
+    else Deno.writeTextFileSync(this.#file, text + "\n", { append: true });
+  }
+
+  open(file: string): void {
+    this.#file = file;
+    const text = this.#pending.map((line) => line + "\n").join("");
+    Deno.writeTextFileSync(file, text, { append: true });
+    this.#pending = [];
+  }
+}
+
+const log = new RunLog();
 
 const USAGE = `Usage: deno task train [-m MODEL] [-d DATASET] [--key value …]
 
@@ -90,7 +116,7 @@ function runFolderCallbacks(
     onBatch: batchProgress(progress),
     onGraphProgress: graphProgress(progress),
     onEpoch: async (record, context) => {
-      for (const line of epochLogLines(record, run.model)) console.log(line);
+      for (const line of epochLogLines(record, run.model)) log.line(line);
       if (record.improved) {
         await saveCheckpoint(join(runDir, BEST_CHECKPOINT_FILE), {
           tensors: await tensorsOf(context.model.stateDict()),
@@ -154,9 +180,10 @@ async function resume(runDir: string, progress: ProgressReporter) {
   );
   const dataset = loadDataset(run);
   const fingerprint = await fingerprintOfDataset(run, dataset);
-  console.log(`resuming ${runDir} after epoch ${state.epoch}`);
+  log.open(join(runDir, "train.log"));
+  log.line(`resuming ${runDir} after epoch ${state.epoch}`);
   const result = await train(run, dataset, {
-    backend: await openBackend(run.device),
+    backend: await openBackend(run.device, (reason) => log.line(reason)),
     resume: state,
     callbacks: runFolderCallbacks(
       runDir,
@@ -173,7 +200,7 @@ async function resume(runDir: string, progress: ProgressReporter) {
   );
   await writeRunPlots(runDir, result);
   await removeTrainingState(runDir);
-  for (const line of finalLogLines(result)) console.log(line);
+  for (const line of finalLogLines(result)) log.line(line);
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -193,17 +220,18 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   const config = await loadConfig({ args: commandLine });
-  console.log(formatConfig(config) + "\n");
+  log.line(formatConfig(config) + "\n");
 
   if (config.dataset === DEFAULT_DATASET) {
     ensureDefaultDataset(config.data_path);
   }
   const dataset = loadDataset(config);
-  for (const line of datasetStatistics(dataset)) console.log(line);
+  for (const line of datasetStatistics(dataset)) log.line(line);
   const fingerprint = await fingerprintOfDataset(config, dataset);
   const runDir = newRunDir(config);
   await Deno.mkdir(runDir, { recursive: true });
-  console.log(`run folder: ${runDir}`);
+  log.open(join(runDir, "train.log"));
+  log.line(`run folder: ${runDir}`);
 
   // The trainer reuses these for every combination with the same knn_k.
   const [firstRun] = expandGrid(config);
@@ -218,10 +246,10 @@ async function main(argv: string[]): Promise<void> {
 
   const search = await gridSearch(config, dataset, {
     graphs,
-    backend: await openBackend(config.device),
+    backend: await openBackend(config.device, (reason) => log.line(reason)),
     callbacksFor: (index, count, parameters) => {
       if (count > 1) {
-        console.log(
+        log.line(
           `\ncombination ${index + 1}/${count}: ` +
             JSON.stringify(parameters),
         );
@@ -241,7 +269,15 @@ async function main(argv: string[]): Promise<void> {
   const closing = search.combinations.length > 1
     ? gridTableLines(search)
     : finalLogLines(search.combinations[0].result);
-  for (const line of closing) console.log(line);
+  for (const line of closing) log.line(line);
+  const floor = await evaluate(dataset, "test", mostPopular(dataset), {
+    topk: runs[0].topk,
+    metrics: runs[0].metrics,
+  });
+  log.line(
+    "most-popular ranking on the same split, test: " +
+      formatMetrics(floor.metrics),
+  );
   const summary = search.combinations.length > 1
     ? { config, ...search }
     : runSummary(runs[0], search.combinations[0].result);
@@ -267,7 +303,8 @@ if (import.meta.main) {
     if (
       error instanceof ConfigError || error instanceof DataError ||
       error instanceof NonFiniteLossError ||
-      error instanceof CheckpointError
+      error instanceof CheckpointError ||
+      error instanceof WebGpuUnavailableError
     ) {
       console.error(`error: ${error.message}`);
       Deno.exit(1);

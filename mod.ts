@@ -24,9 +24,11 @@
  * Importing this module does nothing by itself: it reads no file, asks for
  * no GPU and prints nothing. Functions print nothing either; they return
  * values or report through callbacks. Models are built on the CPU backend
- * unless given another one: `backend: await openBackend("webgpu")`. The
- * tensor engine (tensors, ops with autodiff, backends, Adam) is the
- * `./engine` entry point.
+ * unless given another one: `backend: await openBackend("webgpu")`, which
+ * throws {@linkcode WebGpuUnavailableError} on a machine without a WebGPU
+ * adapter (`openBackend("auto")` takes the CPU there instead). The tensor
+ * engine (tensors, ops with autodiff, backends, Adam) is the `./engine`
+ * entry point.
  *
  * @example Train MSCA on a small synthetic dataset, then use the model
  * ```ts
@@ -165,5 +167,6 @@ export {
   type TrainCallbacks,
   type TrainResult,
 } from "./src/trainer.ts";
+export { WebGpuUnavailableError } from "./src/engine/webgpu_device.ts";
 export type { Metrics } from "./src/log_lines.ts";
 export type { LossOutput, Recommender, Scorer } from "./src/models/model.ts";

@@ -161,7 +161,10 @@ async function testCheckpoint(
     config.dataset,
   );
 
-  const backend = await openBackend(config.device);
+  const backend = await openBackend(
+    config.device,
+    (reason) => console.log(reason),
+  );
   const graphs = await buildGraphs(dataset, {
     knn_k: config.knn_k ?? 10,
     cacheDir: config.graph_cache_dir ? config.graph_cache_dir : null,

@@ -352,6 +352,7 @@ export function summarise(name: string, runs: CompareRun[]): CompareRow {
  * @returns Lines of Markdown.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { compareMarkdown } from "./compare.ts";
  *
  * const lines = compareMarkdown({
@@ -366,7 +367,7 @@ export function summarise(name: string, runs: CompareRun[]): CompareRow {
  *       "ndcg@20": 0.07 },
  *   }],
  * });
- * console.assert(lines.some((line) => line.startsWith("| MostPop ")));
+ * assert.ok(lines.some((line) => line.startsWith("| MostPop ")));
  * ```
  */
 export function compareMarkdown(result: CompareResult): string[] {

@@ -245,6 +245,7 @@ export async function runGoldenCheck(
  * @returns Lines to print.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatGoldenTable } from "./golden.ts";
  *
  * const lines = formatGoldenTable({
@@ -254,7 +255,7 @@ export async function runGoldenCheck(
  *     passed: true, detail: "step 0",
  *   }],
  * });
- * console.assert(lines.some((line) => line.includes("loss.bpr")));
+ * assert.ok(lines.some((line) => line.includes("loss.bpr")));
  * ```
  */
 export function formatGoldenTable(report: GoldenReport): string[] {

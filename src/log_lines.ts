@@ -19,11 +19,12 @@ export type Metrics = Record<string, number>;
  * @returns `epoch 1 training [time: 1.23s, train loss: 0.6931]`.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { trainingLine } from "./log_lines.ts";
  *
- * console.assert(
- *   trainingLine(1, 1.234, 0.69314) ===
- *     "epoch 1 training [time: 1.23s, train loss: 0.6931]",
+ * assert.equal(
+ *   trainingLine(1, 1.234, 0.69314),
+ *   "epoch 1 training [time: 1.23s, train loss: 0.6931]",
  * );
  * ```
  */
@@ -45,11 +46,12 @@ export function trainingLine(
  * @returns `epoch 1 evaluating [time: 0.12s, valid_score: 0.1234]`.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { evaluationLine } from "./log_lines.ts";
  *
- * console.assert(
- *   evaluationLine(1, 0.123, 0.12344) ===
- *     "epoch 1 evaluating [time: 0.12s, valid_score: 0.1234]",
+ * assert.equal(
+ *   evaluationLine(1, 0.123, 0.12344),
+ *   "epoch 1 evaluating [time: 0.12s, valid_score: 0.1234]",
  * );
  * ```
  */
@@ -70,13 +72,14 @@ export function evaluationLine(
  * @returns `["valid result: …", "test result: …"]`.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { resultLines } from "./log_lines.ts";
  *
  * const [valid, test] = resultLines({ "recall@20": 0.5 }, {
  *   "recall@20": 0.25,
  * });
- * console.assert(valid === "valid result: recall@20: 0.5000");
- * console.assert(test === "test result: recall@20: 0.2500");
+ * assert.equal(valid, "valid result: recall@20: 0.5000");
+ * assert.equal(test, "test result: recall@20: 0.2500");
  * ```
  */
 export function resultLines(valid: Metrics, test: Metrics): string[] {
@@ -93,9 +96,13 @@ export function resultLines(valid: Metrics, test: Metrics): string[] {
  * @returns `██ MSCA--Best validation results updated!!!`.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { bestUpdatedLine } from "./log_lines.ts";
  *
- * console.assert(bestUpdatedLine("MSCA").endsWith("updated!!!"));
+ * assert.equal(
+ *   bestUpdatedLine("MSCA"),
+ *   "██ MSCA--Best validation results updated!!!",
+ * );
  * ```
  */
 export function bestUpdatedLine(model: string): string {
@@ -112,12 +119,13 @@ export function bestUpdatedLine(model: string): string {
  * @returns The banner, the parameters, and the valid and test lines.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { bestSummaryLines } from "./log_lines.ts";
  *
  * const lines = bestSummaryLines({ seed: 1 }, 3, { "recall@20": 0.5 }, {
  *   "recall@20": 0.4,
  * });
- * console.assert(lines[0] === "█████████████ BEST ████████████████");
+ * assert.equal(lines[0], "█████████████ BEST ████████████████");
  * ```
  */
 export function bestSummaryLines(

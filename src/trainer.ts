@@ -17,6 +17,11 @@
 import type { Backend } from "./engine/backend.ts";
 import { Adam, type AdamState } from "./engine/adam.ts";
 import { cpuBackend } from "./engine/cpu.ts";
+import {
+  DEVICE_CHOICES,
+  type DeviceChoice,
+  selectBackend,
+} from "./engine/webgpu_choice.ts";
 import type { Tensor } from "./engine/tensor.ts";
 import type { Dataset } from "./data/dataset.ts";
 import { BatchSampler } from "./data/sampler.ts";
@@ -219,33 +224,36 @@ export interface TrainResult {
 /**
  * Opens a backend by config name.
  *
- * @param device `cpu`, `webgpu`, or `auto` (WebGPU on a hardware adapter,
- *   else the CPU, since a software adapter is slower than the CPU
- *   backend).
+ * @param device `cpu`, `webgpu`, or `auto` (times a slice of MSCA's
+ *   feature projection on both backends and takes the faster).
+ * @param report Receives one line saying what was picked and why.
  * @returns The backend.
- * @throws {Error} When `webgpu` is asked for and no adapter exists, or the
- *   name is unknown.
+ * @throws {WebGpuUnavailableError} When `webgpu` is asked for and no
+ *   adapter exists.
+ * @throws {RangeError} When the name is unknown.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { openBackend } from "./trainer.ts";
  *
  * const backend = await openBackend("cpu");
- * console.assert(backend.name === "cpu");
+ * assert.equal(backend.name, "cpu");
  * ```
  */
-export async function openBackend(device: string): Promise<Backend> {
-  if (device === "cpu") return cpuBackend;
-  if (device !== "webgpu" && device !== "auto") {
+export async function openBackend(
+  device: string,
+  report?: (reason: string) => void,
+): Promise<Backend> {
+  if (!(DEVICE_CHOICES as readonly string[]).includes(device)) {
     throw new RangeError(
-      `Unknown device "${device}"; expected cpu, webgpu or auto`,
+      `Unknown device "${device}"; expected one of ${
+        DEVICE_CHOICES.join(", ")
+      }`,
     );
   }
-  const adapter = await navigator.gpu?.requestAdapter();
-  if (device === "auto" && (!adapter || adapter.info.isFallbackAdapter)) {
-    return cpuBackend;
-  }
-  const { createWebGpuBackend } = await import("./engine/webgpu.ts");
-  return await createWebGpuBackend();
+  const selection = await selectBackend(device as DeviceChoice);
+  report?.(selection.reason);
+  return selection.backend;
 }
 
 /**
@@ -426,13 +434,15 @@ export function initialEarlyStopping(): EarlyStopping {
  * @returns The new counters.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { initialEarlyStopping, updateEarlyStopping } from "./trainer.ts";
  *
  * let stopping = initialEarlyStopping();
  * stopping = updateEarlyStopping(stopping, 0, "recall@20", {
  *   "recall@20": 0.1,
  * }, { "recall@20": 0.09 });
- * console.assert(stopping.best_epoch === 0 && stopping.patience === 0);
+ * assert.equal(stopping.best_epoch, 0);
+ * assert.equal(stopping.patience, 0);
  * ```
  */
 export function updateEarlyStopping(
@@ -647,12 +657,13 @@ export function runParameters(config: TrainConfig): Record<string, unknown> {
  * @returns Lines to print.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { epochLogLines } from "./trainer.ts";
  *
  * const lines = epochLogLines({
  *   epoch: 0, train_loss: 0.69, train_seconds: 1.2, learning_rate: 1e-3,
  * }, "MSCA");
- * console.assert(lines[0].startsWith("epoch 0 training"));
+ * assert.match(lines[0], /^epoch 0 training /);
  * ```
  */
 export function epochLogLines(record: EpochRecord, model: string): string[] {

@@ -94,7 +94,7 @@ Deno.test("generateSynthetic() splits each user 8:1:1 in time order, items all i
       assert.ok(data.timestamps[row] > data.timestamps[row - 1]);
     }
   }
-  assert.equal(perUser.size, 2000);
+  assert.equal(perUser.size, 600);
   for (const [user, labels] of perUser) {
     assert.ok(labels.length >= 5, `user ${user} has ${labels.length} rows`);
     const sorted = [...labels].sort();
@@ -111,7 +111,7 @@ Deno.test("generateSynthetic() splits each user 8:1:1 in time order, items all i
   data.items.forEach((item, row) => {
     if (data.labels[row] === 0) trainItems.add(item);
   });
-  assert.equal(trainItems.size, 1000);
+  assert.equal(trainItems.size, 300);
 });
 
 Deno.test("the default synthetic dataset rewards a personalised model over most-popular", () => {
@@ -119,15 +119,17 @@ Deno.test("the default synthetic dataset rewards a personalised model over most-
     const folder = ensureDefaultDataset(dir);
     assert.equal(folder, join(dir, "synthetic"));
     const dataset = loadDataset({ data_path: dir, dataset: "synthetic" });
-    assert.equal(dataset.userCount, 2000);
-    assert.equal(dataset.itemCount, 1000);
+    assert.equal(dataset.userCount, 600);
+    assert.equal(dataset.itemCount, 300);
 
     const popularity = new Float64Array(dataset.itemCount);
     for (const item of dataset.train.items) popularity[item]++;
     const popular = recallAt20(dataset, () => popularity);
     const neighbours = recallAt20(dataset, itemKnnScores(dataset));
+    // 300 items: the top 20 are 7% of the catalogue, so most-popular
+    // already finds a quarter of the test items; item-kNN finds half.
     assert.ok(
-      neighbours > 2 * popular && neighbours > 0.25,
+      neighbours > 1.6 * popular && neighbours > 0.4,
       `item-kNN recall@20 ${neighbours} vs most-popular ${popular}`,
     );
   });
@@ -177,7 +179,7 @@ Deno.test("deno task synth writes a preset and rejects unknown presets", () => {
       ),
     );
     const dataset = loadDataset({ data_path: dir, dataset: "mine" });
-    assert.equal(dataset.userCount, 2000);
+    assert.equal(dataset.userCount, 600);
   });
 });
 

@@ -28,6 +28,7 @@ import { buildGraphs } from "../graph/graphs.ts";
 import { createModel, modelEntry } from "../models/registry.ts";
 import { Random } from "../random.ts";
 import { evaluateModel, openBackend } from "../trainer.ts";
+import { WebGpuUnavailableError } from "../engine/webgpu_device.ts";
 
 const USAGE = `Usage: deno task bench [-m MODEL] [-d DATASET | --preset NAME]
                        [--device cpu|webgpu] [--batches N] [--json]
@@ -247,7 +248,7 @@ if (import.meta.main) {
   } catch (error) {
     if (
       error instanceof ConfigError || error instanceof DataError ||
-      error instanceof RangeError
+      error instanceof RangeError || error instanceof WebGpuUnavailableError
     ) {
       console.error(`error: ${error.message}`);
       Deno.exit(1);

@@ -30,6 +30,7 @@ import { ensureDefaultDataset } from "../data/synth.ts";
 import { writeFileAtomic } from "../checkpoint.ts";
 import { compareJson, compareMarkdown, compareModels } from "../compare.ts";
 import { openBackend } from "../trainer.ts";
+import { WebGpuUnavailableError } from "../engine/webgpu_device.ts";
 import { graphProgress, ProgressReporter } from "../progress.ts";
 
 /** The models compared when `-m` is not given. */
@@ -86,7 +87,10 @@ async function main(argv: string[]): Promise<void> {
     ensureDefaultDataset(first.data_path);
   }
   const dataset = loadDataset(first);
-  const backend = await openBackend(first.device);
+  const backend = await openBackend(
+    first.device,
+    (reason) => console.log(reason),
+  );
   console.log(
     `Comparing ${models.join(", ")} on ${dataset.name} (${backend.name}), ` +
       `seeds ${[...new Set(runs.map((run) => run.seed))].join(", ")}, ` +
@@ -283,7 +287,7 @@ if (import.meta.main) {
   } catch (error) {
     if (
       error instanceof ConfigError || error instanceof DataError ||
-      error instanceof RangeError
+      error instanceof RangeError || error instanceof WebGpuUnavailableError
     ) {
       console.error(`error: ${error.message}`);
       Deno.exit(1);

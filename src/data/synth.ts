@@ -79,11 +79,11 @@ export const SYNTHETIC_PRESETS: Readonly<
 > = {
   synthetic: {
     name: "synthetic",
-    userCount: 2000,
-    itemCount: 1000,
-    interactionCount: 30000,
-    imageDim: 256,
-    textDim: 64,
+    userCount: 600,
+    itemCount: 300,
+    interactionCount: 6000,
+    imageDim: 128,
+    textDim: 32,
   },
   baby: {
     name: "synthetic-baby",
@@ -118,7 +118,7 @@ export const DEFAULT_SYNTHETIC_SEED = 2026;
  * Version of the generative story; bumped whenever output bytes change, so
  * {@linkcode ensureSyntheticDataset} regenerates stale folders.
  */
-export const SYNTHETIC_VERSION = 1;
+export const SYNTHETIC_VERSION = 2;
 
 /** A generated dataset in memory. */
 export interface SyntheticDataset {
@@ -153,7 +153,7 @@ export interface SyntheticDataset {
  * import assert from "node:assert/strict";
  *
  * const data = generateSynthetic({ ...SYNTHETIC_PRESETS.synthetic, seed: 7 });
- * assert.equal(data.users.length, 30000);
+ * assert.equal(data.users.length, 6000);
  * assert.equal(data.image.cols, 256);
  * ```
  */

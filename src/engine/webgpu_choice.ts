@@ -10,7 +10,17 @@ import { cpuBackend } from "./cpu.ts";
 import { createWebGpuBackend, type WebGpuBackendOptions } from "./webgpu.ts";
 import { WebGpuUnavailableError } from "./webgpu_device.ts";
 
-/** The values `--device` (config key `device`) accepts. */
+/**
+ * The values `--device` (config key `device`) accepts.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DEVICE_CHOICES } from "./webgpu_choice.ts";
+ *
+ * assert.deepEqual(DEVICE_CHOICES, ["cpu", "webgpu", "auto"]);
+ * ```
+ */
 export const DEVICE_CHOICES = ["cpu", "webgpu", "auto"] as const;
 
 /** One of {@linkcode DEVICE_CHOICES}. */
@@ -53,10 +63,22 @@ export interface SelectBackendOptions extends WebGpuBackendOptions {
  * @throws {RangeError} For any other `device` value, naming the choices.
  * @throws {WebGpuUnavailableError} For `webgpu` on a machine without an
  * adapter.
- * @example
+ * @example Time both backends and keep the faster
  * ```ts ignore
  * const { backend, reason } = await selectBackend("auto");
  * console.log(reason);
+ * ```
+ * @example Train on the CPU where there is no adapter
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { selectBackend } from "./webgpu_choice.ts";
+ *
+ * // Stands in for `navigator.gpu` on a machine without any adapter.
+ * const gpu = { requestAdapter: () => Promise.resolve(null) };
+ * const { device, reason } = await selectBackend("auto", { gpu });
+ * assert.equal(device, "cpu");
+ * assert.match(reason, /^device auto: picked cpu, no WebGPU adapter/);
+ * await assert.rejects(selectBackend("cuda"), RangeError);
  * ```
  */
 export async function selectBackend(

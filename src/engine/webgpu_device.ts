@@ -10,7 +10,24 @@
  * @module
  */
 
-/** Thrown when WebGPU is requested but the machine offers no adapter. */
+/**
+ * Thrown when WebGPU is requested but the runtime has no `navigator.gpu`
+ * or the machine offers no adapter. `--device auto` catches it and trains
+ * on the CPU; `--device webgpu` lets it stop the run.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import {
+ *   requestWebGpuDevice,
+ *   WebGpuUnavailableError,
+ * } from "./webgpu_device.ts";
+ *
+ * // Stands in for `navigator.gpu` on a machine without any adapter.
+ * const gpu = { requestAdapter: () => Promise.resolve(null) };
+ * await assert.rejects(requestWebGpuDevice({ gpu }), WebGpuUnavailableError);
+ * ```
+ */
 export class WebGpuUnavailableError extends Error {
   /**
    * Creates the error.

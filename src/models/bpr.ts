@@ -188,10 +188,11 @@ export class BPR implements Recommender {
  * @throws {RangeError} Naming a missing or invalid key.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { bprHyperParameters } from "./bpr.ts";
  *
  * const hyper = bprHyperParameters({ embedding_size: 64, reg_weight: 1e-4 });
- * console.assert(hyper.reg_weight === 1e-4);
+ * assert.equal(hyper.reg_weight, 1e-4);
  * ```
  */
 export function bprHyperParameters(config: ModelConfig): BprHyperParameters {

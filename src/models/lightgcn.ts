@@ -255,12 +255,13 @@ export class LightGCN implements Recommender {
  * @throws {RangeError} Naming a missing or invalid key.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { lightGcnHyperParameters } from "./lightgcn.ts";
  *
  * const hyper = lightGcnHyperParameters({
  *   embedding_size: 64, n_layers: 2, reg_weight: 1e-4,
  * });
- * console.assert(hyper.n_layers === 2);
+ * assert.equal(hyper.n_layers, 2);
  * ```
  */
 export function lightGcnHyperParameters(

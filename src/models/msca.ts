@@ -622,6 +622,7 @@ const DEVICE_TOP_K_LIMIT = 128;
  * @returns The scorer, which owns (and on dispose frees) both tensors.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tensor } from "../engine/tensor.ts";
  * import { embeddingScorer } from "./msca.ts";
  *
@@ -630,7 +631,7 @@ const DEVICE_TOP_K_LIMIT = 128;
  *   tensor([2, 3], [1, 2]),
  * );
  * const scores = await scorer.scoreBlock(new Int32Array([1]));
- * console.assert(scores[0] === 3);
+ * assert.equal(scores[0], 3);
  * scorer.dispose();
  * ```
  */

@@ -33,9 +33,10 @@ export const MODELS: Readonly<Record<string, ModelEntry>> = {
  * @returns E.g. `["MSCA", "LightGCN", "BPR"]`.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { modelNames } from "./registry.ts";
  *
- * console.assert(modelNames().includes("MSCA"));
+ * assert.deepEqual(modelNames(), ["MSCA", "LightGCN", "BPR"]);
  * ```
  */
 export function modelNames(): string[] {
@@ -50,9 +51,10 @@ export function modelNames(): string[] {
  * @throws {RangeError} For an unknown name, listing the known ones.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { modelEntry } from "./registry.ts";
  *
- * console.assert(modelEntry("MSCA").graphKind === "MSCA");
+ * assert.equal(modelEntry("MSCA").graphKind, "MSCA");
  * ```
  */
 export function modelEntry(name: string): ModelEntry {
