@@ -76,6 +76,8 @@ const DATASET_LAYOUT_KEYS = [
 interface TestResult {
   valid: Record<string, number>;
   test: Record<string, number>;
+  /** What `--device` picked, and why. */
+  device?: string;
 }
 
 /**
@@ -161,10 +163,10 @@ async function testCheckpoint(
     config.dataset,
   );
 
-  const backend = await openBackend(
-    config.device,
-    (reason) => console.log(reason),
-  );
+  let device = "";
+  const backend = await openBackend(config.device, (reason) => {
+    device = reason;
+  });
   const graphs = await buildGraphs(dataset, {
     knn_k: config.knn_k ?? 10,
     cacheDir: config.graph_cache_dir ? config.graph_cache_dir : null,
@@ -190,7 +192,7 @@ async function testCheckpoint(
       checkpoint.path,
     );
     const { valid, test } = await evaluateModel(model, dataset, config);
-    return { valid, test, config, checkpoint };
+    return { valid, test, config, checkpoint, device };
   } finally {
     model.dispose();
   }
@@ -262,7 +264,7 @@ async function main(argv: string[]): Promise<void> {
   console.log(
     `checkpoint ${checkpoint.path}: ${checkpoint.metadata.model} from ` +
       `epoch ${checkpoint.metadata.epoch}, dataset ${config.dataset}, ` +
-      `device ${config.device}, msca-deno ${checkpoint.metadata.version}`,
+      `msca-deno ${checkpoint.metadata.version}; ${result.device}`,
   );
   for (const line of resultLines(result.valid, result.test)) {
     console.log(line);

@@ -37,7 +37,18 @@ const expected = [
 ];
 const missing = expected.filter((name) => typeof msca[name] !== "function");
 if (missing.length > 0) throw new Error("mod.ts lacks " + missing.join());
-if (typeof engine.tensor !== "function") throw new Error("engine lacks tensor");
+const engineExpected = [
+  "tensor", "selectBackend", "createWebGpuBackend", "WebGpuUnavailableError",
+];
+const engineMissing = engineExpected.filter(
+  (name) => typeof engine[name] !== "function",
+);
+if (engineMissing.length > 0) {
+  throw new Error("engine.ts lacks " + engineMissing.join());
+}
+if (msca.WebGpuUnavailableError !== engine.WebGpuUnavailableError) {
+  throw new Error("mod.ts lacks engine.ts's WebGpuUnavailableError");
+}
 if (gpuTouched) throw new Error("navigator.gpu was read at import");
 `,
     );

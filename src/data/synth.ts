@@ -154,7 +154,7 @@ export interface SyntheticDataset {
  *
  * const data = generateSynthetic({ ...SYNTHETIC_PRESETS.synthetic, seed: 7 });
  * assert.equal(data.users.length, 6000);
- * assert.equal(data.image.cols, 256);
+ * assert.equal(data.image.cols, 128);
  * ```
  */
 export function generateSynthetic(
