@@ -36,9 +36,6 @@ import { graphProgress, ProgressReporter } from "../progress.ts";
 /** The models compared when `-m` is not given. */
 const DEFAULT_MODELS = ["MSCA", "LightGCN", "BPR"];
 
-/** Seconds of training and evaluation per run when `--budget` is absent. */
-const DEFAULT_BUDGET_SECONDS = 60;
-
 const USAGE = `Usage: deno task compare [-d DATASET] [-m MODELS] [--seeds SEEDS]
                          [--budget SECONDS] [--key value …]
 
@@ -47,8 +44,8 @@ const USAGE = `Usage: deno task compare [-d DATASET] [-m MODELS] [--seeds SEEDS]
   --seeds        comma-separated seeds (default: the config's seed); the
                  table shows mean ± sample sd over them
   --budget       seconds of training and evaluation after which a run stops
-                 (checked after each epoch; default ${DEFAULT_BUDGET_SECONDS});
-                 0 trains every run to early stopping or 'epochs'
+                 (checked after each epoch); default 0: every run trains to
+                 early stopping or 'epochs'
   -h, --help     this text
 
 Each model trains with its own config (overall < dataset < model) on the
@@ -182,7 +179,7 @@ function parseSeeds(text: string): string {
 }
 
 function parseBudget(value: string | boolean | undefined): number | null {
-  if (value === undefined) return DEFAULT_BUDGET_SECONDS;
+  if (value === undefined) return null;
   const seconds = Number(value);
   if (typeof value !== "string" || value.trim() === "" || !(seconds >= 0)) {
     throw new ConfigError(
