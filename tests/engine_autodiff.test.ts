@@ -8,6 +8,7 @@ import {
   CpuIndexStorage,
   CpuStorage,
   createCpuBackend,
+  exp,
   gatherRows,
   indices,
   infoNce,
@@ -19,12 +20,15 @@ import {
   noGrad,
   norm,
   Parameter,
+  scale,
   sparseConstant,
   splitRows,
   spmm,
   squaredNorm,
   sum,
+  type Tensor,
   tensor,
+  tidy,
 } from "../engine.ts";
 import { Random } from "../src/random.ts";
 
@@ -197,4 +201,21 @@ Deno.test("composite ops under noGrad() leave no temporaries behind", () => {
   const results = noGrad(() => [infoNce(x, y, 0.2), norm(x)]);
   for (const result of [...results, x, y]) result.free();
   assert.equal(live.size, 0);
+});
+
+Deno.test("tidy() frees the temporaries of a no-grad computation but keeps what it returns", async () => {
+  const x = tensor([1, 2, 3, 4], [2, 2]);
+  const temporaries: Tensor[] = [];
+  const { kept, list } = tidy(() =>
+    noGrad(() => {
+      const doubled = scale(x, 2);
+      const summed = add(doubled, x);
+      temporaries.push(doubled, summed);
+      return { kept: mul(summed, x), list: [exp(x)] };
+    })
+  );
+  assert.deepEqual([...await kept.toArray()], [3, 12, 27, 48]);
+  assert.equal(list[0].isFreed, false);
+  for (const temporary of temporaries) assert.ok(temporary.isFreed);
+  assert.equal(x.isFreed, false);
 });

@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 import {
   add,
+  attentionFusion,
   bprLoss,
   concatCols,
   concatRows,
   createCpuBackend,
+  gatedProjection,
   gatherRows,
   indices,
   infoNce,
@@ -77,6 +79,23 @@ const shapeCases: [string, () => unknown, RegExp][] = [
     "bprLoss",
     () => bprLoss(zeros([4, 3]), zeros([4, 3]), zeros([4, 2])),
     /bprLoss\(\): shapes \[4, 3\] and \[4, 2\]/,
+  ],
+  [
+    "gatedProjection",
+    () =>
+      gatedProjection(zeros([4, 3]), zeros([4, 3]), zeros([3, 2]), zeros([3])),
+    /gatedProjection\(\): shapes \[4, 3\] and \[3, 2\] .*\[3, 3\] gate/,
+  ],
+  [
+    "attentionFusion",
+    () =>
+      attentionFusion(
+        [zeros([4, 3]), zeros([5, 3])],
+        zeros([3, 3]),
+        zeros([3]),
+        zeros([1, 3]),
+      ),
+    /attentionFusion\(\): shapes \[4, 3\] and \[5, 3\] .*equal shape/,
   ],
   [
     "spmm",

@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 import {
   add,
+  attentionFusion,
   bprLoss,
   concatCols,
   concatRows,
   exp,
+  gatedProjection,
   gatherRows,
   indices,
   infoNce,
@@ -442,4 +444,103 @@ Deno.test("a Linear-and-gate composite backward matches finite differences", () 
       ),
     [input([5, 7]), input([3, 7]), input([3]), input([5, 3])],
   );
+});
+
+Deno.test("gatedProjection() backward matches finite differences", () => {
+  for (const rows of [1, 5]) {
+    assertGradients(
+      ([items, projected, weight, bias]) =>
+        gatedProjection(items, projected, weight, bias),
+      [input([rows, 3]), input([rows, 3]), input([3, 3]), input([3])],
+    );
+  }
+});
+
+Deno.test("gatedProjection() equals E ⊙ σ(T W_gᵀ + b_g) composed", async () => {
+  const items = tensor(values(15), [5, 3]);
+  const projected = tensor(values(15), [5, 3]);
+  const weight = tensor(values(9), [3, 3]);
+  const bias = tensor(values(3), [3]);
+  const fused = await gatedProjection(items, projected, weight, bias)
+    .toArray();
+  const composed = await mul(
+    items,
+    sigmoid(add(matmul(projected, weight, { transposeB: true }), bias)),
+  ).toArray();
+  for (let i = 0; i < fused.length; i++) {
+    assert.ok(Math.abs(fused[i] - composed[i]) < 1e-6, `${i}`);
+  }
+});
+
+for (const viewCount of [1, 2, 3]) {
+  Deno.test(
+    `attentionFusion() backward matches finite differences with ${viewCount} view${
+      viewCount === 1 ? "" : "s"
+    }`,
+    () => {
+      for (const rows of [1, 4]) {
+        const views = Array.from(
+          { length: viewCount },
+          () => input([rows, 3], -2, 2),
+        );
+        assertGradients(
+          (inputs) =>
+            attentionFusion(
+              inputs.slice(0, viewCount),
+              inputs[viewCount],
+              inputs[viewCount + 1],
+              inputs[viewCount + 2],
+            ).fused,
+          [...views, input([3, 3]), input([3]), input([1, 3], -2, 2)],
+        );
+      }
+    },
+  );
+}
+
+Deno.test("attentionFusion() equals Σ V − Σ a_v V with a softmax across views", async () => {
+  const views = [0, 1, 2].map(() => tensor(values(12, -2, 2), [4, 3]));
+  const weight = tensor(values(9), [3, 3]);
+  const bias = tensor(values(3), [3]);
+  const vector = tensor(values(3, -2, 2), [1, 3]);
+  const { fused, attention } = attentionFusion(views, weight, bias, vector);
+  const scores = views.map((view) =>
+    matmul(
+      tanh(add(matmul(view, weight, { transposeB: true }), bias)),
+      vector,
+      { transposeB: true },
+    )
+  );
+  const expected = softmaxRows(concatCols(scores));
+  const weights = splitCols(expected, [1, 1, 1]);
+  const composed = sub(
+    add(add(views[0], views[1]), views[2]),
+    add(
+      add(mul(views[0], weights[0]), mul(views[1], weights[1])),
+      mul(views[2], weights[2]),
+    ),
+  );
+  for (
+    const [actual, wanted] of [[fused, composed], [attention, expected]]
+  ) {
+    const a = await actual.toArray();
+    const b = await wanted.toArray();
+    assert.equal(a.length, b.length);
+    for (let i = 0; i < a.length; i++) {
+      assert.ok(Math.abs(a[i] - b[i]) < 1e-6, `${i}: ${a[i]} vs ${b[i]}`);
+    }
+  }
+  assert.equal(attention.requiresGrad, false);
+});
+
+Deno.test("attentionFusion() rejects no views and more than three", () => {
+  const view = tensor(values(6), [2, 3]);
+  const weight = tensor(values(9), [3, 3]);
+  const bias = tensor(values(3), [3]);
+  for (const views of [[], [view, view, view, view]]) {
+    assert.throws(
+      () => attentionFusion(views, weight, bias, bias),
+      RangeError,
+    );
+  }
 });

@@ -2,7 +2,9 @@
  * Gradients through the WebGPU backend against the CPU backend: one
  * MSCA-shaped step (graph propagation, gated modality projection,
  * three-view attention fusion, BPR, InfoNCE, regularisation) built with
- * the engine's ops on each backend, then two Adam steps.
+ * the engine's ops on each backend, then two Adam steps. The gated
+ * projection and the fusion appear twice: composed from small ops, and
+ * through their fused kernels.
  */
 
 import assert from "node:assert/strict";
@@ -11,10 +13,12 @@ import type { Backend } from "../src/engine/backend.ts";
 import { cpuBackend } from "../src/engine/cpu.ts";
 import {
   add,
+  attentionFusion,
   bprLoss,
   concatCols,
   concatRows,
   exp,
+  gatedProjection,
   gatherRows,
   infoNce,
   log,
@@ -173,8 +177,26 @@ function buildStep(backend: Backend, parameters: Map<string, Parameter>) {
   const extra = mean(
     log(exp(logsumexpRows(concatCols(scores)))),
   );
+  // The same two pieces through their fused kernels.
+  const gatedFused = gatedProjection(
+    p("item_id_embedding.weight"),
+    projected,
+    p("gate_v.0.weight"),
+    p("gate_v.0.bias"),
+  );
+  const fusion = attentionFusion(
+    views,
+    p("query_common.0.weight"),
+    p("query_common.0.bias"),
+    p("query_common.2.weight"),
+  );
+  fusion.attention.free();
+  const fusedKernels = add(
+    mean(mul(gatedFused, gated)),
+    mean(mul(fusion.fused, fused)),
+  );
   return add(
-    add(bpr, scale(contrastive, 0.05)),
+    add(add(bpr, scale(contrastive, 0.05)), scale(fusedKernels, 0.5)),
     add(scale(regularisation, 1e-3), scale(extra, 0.01)),
   );
 }

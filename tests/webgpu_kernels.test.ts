@@ -355,6 +355,13 @@ gpuTest(
       "split total",
       1e-4,
     );
+    await assertSame(
+      splitting!,
+      splitting!.sumTo(x, 700, 100, 1, 100),
+      cpuBackend.sumTo(xCpu, 700, 100, 1, 100),
+      "split column sums",
+      1e-4,
+    );
   },
 );
 
@@ -637,6 +644,131 @@ gpuTest(
             `bpr d${part} ${label}`,
             1e-5,
           );
+        }
+      }
+    }
+  },
+);
+
+gpuTest(
+  "gatedProjection() and its backward match the CPU on odd shapes",
+  async () => {
+    for (const [rows, cols] of [[1, 3], [70, 64], [13, 5], [0, 4]]) {
+      const [e, eCpu] = twin(gpu!, randomValues(random, rows * cols, 2));
+      const [z, zCpu] = twin(gpu!, randomValues(random, rows * cols, 8));
+      const [b, bCpu] = twin(gpu!, randomValues(random, cols));
+      const [g, gCpu] = twin(gpu!, randomValues(random, rows * cols));
+      const label = `[${rows}×${cols}]`;
+      await assertSame(
+        gpu!,
+        gpu!.gatedProjection(e, z, b, rows, cols),
+        cpuBackend.gatedProjection(eCpu, zCpu, bCpu, rows, cols),
+        `gatedProjection ${label}`,
+      );
+      const grads = gpu!.gatedProjectionBackward(e, z, b, g, rows, cols);
+      const gradsCpu = cpuBackend.gatedProjectionBackward(
+        eCpu,
+        zCpu,
+        bCpu,
+        gCpu,
+        rows,
+        cols,
+      );
+      for (const part of ["item", "preactivation"] as const) {
+        await assertSame(
+          gpu!,
+          grads[part],
+          gradsCpu[part],
+          `gatedProjectionBackward d${part} ${label}`,
+        );
+      }
+      for (const storage of [e, z, b, g]) gpu!.free(storage);
+    }
+  },
+);
+
+gpuTest(
+  "attentionFusion() and its backward match the CPU for 1 to 3 views, split or not",
+  async () => {
+    // [150, 64, 3] runs in three row windows on `splitting`.
+    const shapes = [
+      [1, 3, 3],
+      [70, 64, 3],
+      [65, 7, 2],
+      [9, 5, 1],
+      [0, 4, 3],
+      [150, 64, 3],
+    ];
+    for (const backend of [gpu!, splitting!]) {
+      for (const [rows, cols, views] of shapes) {
+        const stacked = views * rows * cols;
+        const [x, xCpu] = twin(backend, randomValues(random, stacked, 2));
+        const [z, zCpu] = twin(backend, randomValues(random, stacked, 4));
+        const [b, bCpu] = twin(backend, randomValues(random, cols));
+        const [w, wCpu] = twin(backend, randomValues(random, cols, 2));
+        const [g, gCpu] = twin(backend, randomValues(random, rows * cols));
+        const label = `${
+          backend === gpu ? "" : "split "
+        }[${rows}×${cols}] × ${views}`;
+        const forward = backend.attentionFusion(x, z, b, w, rows, cols, views);
+        const forwardCpu = cpuBackend.attentionFusion(
+          xCpu,
+          zCpu,
+          bCpu,
+          wCpu,
+          rows,
+          cols,
+          views,
+        );
+        assertClose(
+          await backend.read(forward.attention),
+          await cpuBackend.read(forwardCpu.attention),
+          `attentionFusion attention ${label}`,
+        );
+        await assertSame(
+          backend,
+          forward.fused,
+          forwardCpu.fused,
+          `attentionFusion fused ${label}`,
+        );
+        // Both backwards read the CPU's attention, so that only the
+        // backward kernels are compared.
+        const [a] = twin(backend, await cpuBackend.read(forwardCpu.attention));
+        const grads = backend.attentionFusionBackward(
+          x,
+          z,
+          b,
+          w,
+          a,
+          g,
+          rows,
+          cols,
+          views,
+        );
+        const gradsCpu = cpuBackend.attentionFusionBackward(
+          xCpu,
+          zCpu,
+          bCpu,
+          wCpu,
+          forwardCpu.attention,
+          gCpu,
+          rows,
+          cols,
+          views,
+        );
+        for (
+          const part of ["views", "preactivation", "queryVectorRows"] as const
+        ) {
+          await assertSame(
+            backend,
+            grads[part],
+            gradsCpu[part],
+            `attentionFusionBackward d${part} ${label}`,
+            1e-4,
+          );
+        }
+        for (const storage of [x, z, b, w, g, a, forward.attention]) {
+          backend.free(storage);
         }
       }
     }

@@ -617,6 +617,105 @@ export interface Backend {
     epsilon: number,
   ): { user: Storage; positive: Storage; negative: Storage };
 
+  // Fused pieces of MSCA's forward pass (spec 5).
+
+  /**
+   * The gate of a modality view after its linear product:
+   * `f = E ⊙ σ(Z + b)`, with `Z = T_m(F_m) W_gᵀ` computed by
+   * {@linkcode Backend.matmul}.
+   *
+   * @param item Item embeddings `E_i`, `[rows, cols]`.
+   * @param preactivation The gate's product `Z`, `[rows, cols]`.
+   * @param bias Gate bias `b_g`, `[1, cols]`.
+   * @param rows Items.
+   * @param cols Width `d`.
+   * @returns `f`, `[rows, cols]`.
+   */
+  gatedProjection(
+    item: Storage,
+    preactivation: Storage,
+    bias: Storage,
+    rows: number,
+    cols: number,
+  ): Storage;
+
+  /**
+   * Gradient of {@linkcode Backend.gatedProjection}. With
+   * `s = σ(Z + b)`: `∂/∂E = g s` and `∂/∂Z = g E s (1 − s)` (the bias
+   * gradient is the column sum of the latter).
+   *
+   * @param item The forward `E_i`.
+   * @param preactivation The forward `Z`.
+   * @param bias The forward `b_g`.
+   * @param grad Gradient with respect to `f`.
+   * @param rows Items.
+   * @param cols Width.
+   * @returns Gradients with respect to `E_i` and `Z`.
+   */
+  gatedProjectionBackward(
+    item: Storage,
+    preactivation: Storage,
+    bias: Storage,
+    grad: Storage,
+    rows: number,
+    cols: number,
+  ): { item: Storage; preactivation: Storage };
+
+  /**
+   * Attention fusion of `V` views (1 to 3) after the query's linear
+   * product: per row `r` and view `v`, `q_v = w₂ · tanh(Z_v + b₁)`,
+   * `a = softmax_v(q)`, and `Ê = Σ_v x_v − Σ_v a_v x_v`.
+   *
+   * @param views The views stacked `[x_1; …; x_V]`, `[V · rows, cols]`.
+   * @param preactivation `Z = views · W₁ᵀ`, `[V · rows, cols]`.
+   * @param bias `b₁`, `[1, cols]`.
+   * @param queryVector `w₂`, `[1, cols]`.
+   * @param rows Rows of one view.
+   * @param cols Width `d`.
+   * @param viewCount `V`.
+   * @returns `Ê` (`[rows, cols]`) and the weights `a` (`[rows, V]`).
+   */
+  attentionFusion(
+    views: Storage,
+    preactivation: Storage,
+    bias: Storage,
+    queryVector: Storage,
+    rows: number,
+    cols: number,
+    viewCount: number,
+  ): { fused: Storage; attention: Storage };
+
+  /**
+   * Gradient of {@linkcode Backend.attentionFusion}, row by row. With
+   * `h_v = tanh(Z_v + b₁)`, `γ_v = −g · x_v` and
+   * `δ_v = a_v (γ_v − Σ_u a_u γ_u)`: `∂/∂x_v = (1 − a_v) g`,
+   * `∂/∂Z_v = δ_v w₂ ⊙ (1 − h_v²)`, and each row's share of `∂/∂w₂`,
+   * `Σ_v δ_v h_v` (summed over rows by the caller, like `∂/∂b₁`).
+   *
+   * @param views The forward views, stacked.
+   * @param preactivation The forward `Z`.
+   * @param bias The forward `b₁`.
+   * @param queryVector The forward `w₂`.
+   * @param attention The forward weights `a`, `[rows, V]`.
+   * @param grad Gradient with respect to `Ê`, `[rows, cols]`.
+   * @param rows Rows of one view.
+   * @param cols Width.
+   * @param viewCount `V`.
+   * @returns `∂/∂views` and `∂/∂Z` (`[V · rows, cols]`), and the rows of
+   *   `∂/∂w₂` (`[rows, cols]`).
+   */
+  attentionFusionBackward(
+    views: Storage,
+    preactivation: Storage,
+    bias: Storage,
+    queryVector: Storage,
+    attention: Storage,
+    grad: Storage,
+    rows: number,
+    cols: number,
+    viewCount: number,
+  ): { views: Storage; preactivation: Storage; queryVectorRows: Storage };
+
   // Optimiser.
 
   /**

@@ -1163,6 +1163,191 @@ export class CpuBackend implements Backend {
     };
   }
 
+  // Fused pieces of MSCA's forward pass (spec 5).
+
+  /**
+   * `f = E ⊙ σ(Z + b)`.
+   *
+   * @param item `E_i`.
+   * @param preactivation `Z`.
+   * @param bias `b_g`.
+   * @param rows Items.
+   * @param cols Width.
+   * @returns `f`.
+   */
+  gatedProjection(
+    item: Storage,
+    preactivation: Storage,
+    bias: Storage,
+    rows: number,
+    cols: number,
+  ): CpuStorage {
+    const e = cpu(item);
+    const z = cpu(preactivation);
+    const b = cpu(bias);
+    const out = this.#alloc(rows * cols);
+    for (let r = 0; r < rows; r++) {
+      const base = r * cols;
+      for (let j = 0; j < cols; j++) {
+        out[base + j] = e[base + j] * sigmoidOf(z[base + j] + b[j]);
+      }
+    }
+    return this.#wrap(out);
+  }
+
+  /**
+   * Gradient of `gatedProjection`.
+   *
+   * @param item Forward `E_i`.
+   * @param preactivation Forward `Z`.
+   * @param bias Forward `b_g`.
+   * @param grad Gradient of `f`.
+   * @param rows Items.
+   * @param cols Width.
+   * @returns Gradients of `E_i` and `Z`.
+   */
+  gatedProjectionBackward(
+    item: Storage,
+    preactivation: Storage,
+    bias: Storage,
+    grad: Storage,
+    rows: number,
+    cols: number,
+  ): { item: CpuStorage; preactivation: CpuStorage } {
+    const e = cpu(item);
+    const z = cpu(preactivation);
+    const b = cpu(bias);
+    const g = cpu(grad);
+    const gradItem = this.#alloc(rows * cols);
+    const gradPreactivation = this.#alloc(rows * cols);
+    for (let r = 0; r < rows; r++) {
+      const base = r * cols;
+      for (let j = 0; j < cols; j++) {
+        const i = base + j;
+        const s = sigmoidOf(z[i] + b[j]);
+        gradItem[i] = g[i] * s;
+        gradPreactivation[i] = g[i] * e[i] * s * (1 - s);
+      }
+    }
+    return {
+      item: this.#wrap(gradItem),
+      preactivation: this.#wrap(gradPreactivation),
+    };
+  }
+
+  /**
+   * `Ê = Σ_v x_v − Σ_v a_v x_v` with `a = softmax_v(w₂ · tanh(Z_v + b₁))`.
+   *
+   * @param views Stacked views `[V · rows, cols]`.
+   * @param preactivation `Z`, `[V · rows, cols]`.
+   * @param bias `b₁`.
+   * @param queryVector `w₂`.
+   * @param rows Rows of one view.
+   * @param cols Width.
+   * @param viewCount `V`.
+   * @returns `Ê` and `a`.
+   */
+  attentionFusion(
+    views: Storage,
+    preactivation: Storage,
+    bias: Storage,
+    queryVector: Storage,
+    rows: number,
+    cols: number,
+    viewCount: number,
+  ): { fused: CpuStorage; attention: CpuStorage } {
+    const x = cpu(views);
+    const z = cpu(preactivation);
+    const b = cpu(bias);
+    const w = cpu(queryVector);
+    const fused = this.#alloc(rows * cols);
+    const attention = this.#alloc(rows * viewCount);
+    const weights = new Float64Array(viewCount);
+    for (let r = 0; r < rows; r++) {
+      attentionWeights(z, b, w, r, rows, cols, viewCount, weights);
+      for (let v = 0; v < viewCount; v++) {
+        attention[r * viewCount + v] = weights[v];
+      }
+      for (let j = 0; j < cols; j++) {
+        let total = 0;
+        for (let v = 0; v < viewCount; v++) {
+          total += (1 - weights[v]) * x[(v * rows + r) * cols + j];
+        }
+        fused[r * cols + j] = total;
+      }
+    }
+    return { fused: this.#wrap(fused), attention: this.#wrap(attention) };
+  }
+
+  /**
+   * Gradient of `attentionFusion`.
+   *
+   * @param views Forward views.
+   * @param preactivation Forward `Z`.
+   * @param bias Forward `b₁`.
+   * @param queryVector Forward `w₂`.
+   * @param attention Forward `a`.
+   * @param grad Gradient of `Ê`.
+   * @param rows Rows of one view.
+   * @param cols Width.
+   * @param viewCount `V`.
+   * @returns Gradients of the views and `Z`, and the rows of `∂/∂w₂`.
+   */
+  attentionFusionBackward(
+    views: Storage,
+    preactivation: Storage,
+    bias: Storage,
+    queryVector: Storage,
+    attention: Storage,
+    grad: Storage,
+    rows: number,
+    cols: number,
+    viewCount: number,
+  ): {
+    views: CpuStorage;
+    preactivation: CpuStorage;
+    queryVectorRows: CpuStorage;
+  } {
+    const x = cpu(views);
+    const z = cpu(preactivation);
+    const b = cpu(bias);
+    const w = cpu(queryVector);
+    const a = cpu(attention);
+    const g = cpu(grad);
+    const gradViews = this.#alloc(viewCount * rows * cols);
+    const gradPreactivation = this.#alloc(viewCount * rows * cols);
+    const queryVectorRows = this.#alloc(rows * cols);
+    const scoreGrads = new Float64Array(viewCount);
+    for (let r = 0; r < rows; r++) {
+      // γ_v = −g · x_v, then through the softmax: δ_v = a_v (γ_v − a·γ)
+      let weighted = 0;
+      for (let v = 0; v < viewCount; v++) {
+        let dot = 0;
+        for (let j = 0; j < cols; j++) {
+          dot += g[r * cols + j] * x[(v * rows + r) * cols + j];
+        }
+        scoreGrads[v] = -dot;
+        weighted += a[r * viewCount + v] * scoreGrads[v];
+      }
+      for (let v = 0; v < viewCount; v++) {
+        const weight = a[r * viewCount + v];
+        const delta = weight * (scoreGrads[v] - weighted);
+        const base = (v * rows + r) * cols;
+        for (let j = 0; j < cols; j++) {
+          const h = Math.tanh(z[base + j] + b[j]);
+          gradViews[base + j] = (1 - weight) * g[r * cols + j];
+          gradPreactivation[base + j] = delta * w[j] * (1 - h * h);
+          queryVectorRows[r * cols + j] += delta * h;
+        }
+      }
+    }
+    return {
+      views: this.#wrap(gradViews),
+      preactivation: this.#wrap(gradPreactivation),
+      queryVectorRows: this.#wrap(queryVectorRows),
+    };
+  }
+
   // Optimiser.
 
   /**
@@ -1233,6 +1418,37 @@ function sigmoidOf(x: number): number {
   if (x >= 0) return 1 / (1 + Math.exp(-x));
   const e = Math.exp(x);
   return e / (1 + e);
+}
+
+/**
+ * Softmax over views of `w₂ · tanh(Z_v + b₁)` for row `r`, into `out`.
+ */
+function attentionWeights(
+  z: FloatArray,
+  b: FloatArray,
+  w: FloatArray,
+  r: number,
+  rows: number,
+  cols: number,
+  viewCount: number,
+  out: Float64Array,
+): void {
+  let largest = -Infinity;
+  for (let v = 0; v < viewCount; v++) {
+    const base = (v * rows + r) * cols;
+    let score = 0;
+    for (let j = 0; j < cols; j++) {
+      score += w[j] * Math.tanh(z[base + j] + b[j]);
+    }
+    out[v] = score;
+    largest = Math.max(largest, score);
+  }
+  let total = 0;
+  for (let v = 0; v < viewCount; v++) {
+    out[v] = Math.exp(out[v] - largest);
+    total += out[v];
+  }
+  for (let v = 0; v < viewCount; v++) out[v] /= total;
 }
 
 /** `log(1 + exp(x))` without overflow. */

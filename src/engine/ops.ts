@@ -1123,6 +1123,231 @@ export function splitCols(x: Tensor, sizes: number[]): Tensor[] {
   });
 }
 
+// Fused pieces of MSCA's forward pass (spec 5).
+
+/**
+ * The gated modality projection of MSCA: `f_m = E_i ⊙ σ(T W_gᵀ + b_g)`,
+ * where `T = T_m(F_m)` is the modality's transformed feature table. The
+ * `d × d` product runs on the tiled {@linkcode matmul}; the bias, sigmoid
+ * and product with `E_i` run as one fused kernel, forward and backward.
+ *
+ * @param itemEmbedding `E_i`, `[I, d]`.
+ * @param projected `T_m(F_m)`, `[I, d]`.
+ * @param gateWeight `W_g`, `[d, d]` (`[out, in]` like `nn.Linear`).
+ * @param gateBias `b_g`, `[d]` or `[1, d]`.
+ * @returns `f_m`, `[I, d]`.
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { gatedProjection, tensor } from "../../engine.ts";
+ * const f = gatedProjection(
+ *   tensor([2, 4], [1, 2]),
+ *   tensor([1, 1], [1, 2]),
+ *   tensor([0, 0, 0, 0], [2, 2]),
+ *   tensor([0, 0], [2]),
+ * );
+ * assert.deepEqual([...await f.toArray()], [1, 2]); // σ(0) = 1/2
+ * ```
+ */
+export function gatedProjection(
+  itemEmbedding: Tensor,
+  projected: Tensor,
+  gateWeight: Tensor,
+  gateBias: Tensor,
+): Tensor {
+  const backend = sameBackend("gatedProjection", [
+    itemEmbedding,
+    projected,
+    gateWeight,
+    gateBias,
+  ]);
+  const d = itemEmbedding.cols;
+  if (projected.rows !== itemEmbedding.rows || projected.cols !== d) {
+    mismatch(
+      "gatedProjection",
+      itemEmbedding,
+      projected,
+      "equal shapes [I, d] for the item embeddings and the projection",
+    );
+  }
+  if (gateWeight.rows !== d || gateWeight.cols !== d) {
+    mismatch(
+      "gatedProjection",
+      itemEmbedding,
+      gateWeight,
+      `a [${d}, ${d}] gate`,
+    );
+  }
+  if (gateBias.size !== d || gateBias.rows !== 1) {
+    mismatch("gatedProjection", itemEmbedding, gateBias, `a [${d}] gate bias`);
+  }
+  const preactivation = matmul(projected, gateWeight, { transposeB: true });
+  const rows = itemEmbedding.rows;
+  const out = new Tensor(
+    backend.gatedProjection(
+      itemEmbedding.storage,
+      preactivation.storage,
+      gateBias.storage,
+      rows,
+      d,
+    ),
+    [rows, d],
+    backend,
+  );
+
+  const inputs = [itemEmbedding, preactivation, gateBias];
+  // with s = σ(Z + b): d(out)/d(E) = g s, d(out)/d(Z) = g E s (1 − s),
+  // d(out)/d(b) = Σ_rows g E s (1 − s); Z = T W_gᵀ goes back through matmul
+  record(out, "gatedProjection", inputs, (g, needs) => {
+    const grads = backend.gatedProjectionBackward(
+      itemEmbedding.storage,
+      preactivation.storage,
+      gateBias.storage,
+      g,
+      rows,
+      d,
+    );
+    const gradBias = needs[2]
+      ? backend.sumTo(grads.preactivation, rows, d, 1, d)
+      : null;
+    return [grads.item, grads.preactivation, gradBias];
+  });
+  return releaseUnrecorded(out, [preactivation]);
+}
+
+/** Result of {@linkcode attentionFusion}. */
+export interface AttentionFusion {
+  /** `Ê = Σ_v x_v − Σ_v a_v x_v`, `[N, d]`, differentiable. */
+  fused: Tensor;
+  /**
+   * The weights `a`, `[N, V]`, columns in the order of the views. A copy
+   * outside the graph (no gradient flows through it, and backward does
+   * not free it): the caller frees it.
+   */
+  attention: Tensor;
+}
+
+/** Most views {@linkcode attentionFusion} takes (`MAX_VIEWS` of its kernel). */
+export const MAX_FUSED_VIEWS = 3;
+
+/**
+ * The attention fusion of MSCA across views (spec 5): each row of each
+ * view gets a score `q(x_v) = w₂ · tanh(W₁ x_v + b₁)`, the scores of a row
+ * go through one softmax across the views, giving `a_v`, and
+ * `Ê = Σ_v x_v − Σ_v a_v x_v`. The products `x_v W₁ᵀ` run on the tiled
+ * {@linkcode matmul} over the stacked views; the rest runs as one fused
+ * kernel, forward and backward.
+ *
+ * @param views One to three views, each `[N, d]`.
+ * @param queryWeight `W₁`, `[d, d]`.
+ * @param queryBias `b₁`, `[d]` or `[1, d]`.
+ * @param queryVector `w₂`, `[1, d]` (or `[d]`).
+ * @returns `Ê` and the attention weights.
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { attentionFusion, tensor } from "../../engine.ts";
+ * const zero = tensor([0, 0, 0, 0], [2, 2]);
+ * const { fused, attention } = attentionFusion(
+ *   [tensor([1, 2], [1, 2]), tensor([3, 4], [1, 2])],
+ *   zero,
+ *   tensor([0, 0], [2]),
+ *   tensor([0, 0], [1, 2]),
+ * );
+ * assert.deepEqual([...await attention.toArray()], [0.5, 0.5]);
+ * assert.deepEqual([...await fused.toArray()], [2, 3]);
+ * attention.free();
+ * ```
+ */
+export function attentionFusion(
+  views: Tensor[],
+  queryWeight: Tensor,
+  queryBias: Tensor,
+  queryVector: Tensor,
+): AttentionFusion {
+  if (views.length < 1 || views.length > MAX_FUSED_VIEWS) {
+    throw new RangeError(
+      `attentionFusion(): needs 1 to ${MAX_FUSED_VIEWS} views, got ` +
+        `${views.length}`,
+    );
+  }
+  const backend = sameBackend("attentionFusion", [
+    ...views,
+    queryWeight,
+    queryBias,
+    queryVector,
+  ]);
+  const [rows, d] = [views[0].rows, views[0].cols];
+  for (const view of views) {
+    if (view.rows !== rows || view.cols !== d) {
+      mismatch("attentionFusion", views[0], view, "views of equal shape");
+    }
+  }
+  if (queryWeight.rows !== d || queryWeight.cols !== d) {
+    mismatch("attentionFusion", views[0], queryWeight, `a [${d}, ${d}] W₁`);
+  }
+  for (const vector of [queryBias, queryVector]) {
+    if (vector.size !== d || vector.rows !== 1) {
+      mismatch("attentionFusion", views[0], vector, `a [${d}] vector`);
+    }
+  }
+  const viewCount = views.length;
+  const stacked = viewCount === 1 ? views[0] : concatRows(views);
+  const preactivation = matmul(stacked, queryWeight, { transposeB: true });
+  const forward = backend.attentionFusion(
+    stacked.storage,
+    preactivation.storage,
+    queryBias.storage,
+    queryVector.storage,
+    rows,
+    d,
+    viewCount,
+  );
+  const fused = new Tensor(forward.fused, [rows, d], backend);
+  const attention = new Tensor(
+    backend.scale(forward.attention, 1),
+    [rows, viewCount],
+    backend,
+  );
+
+  // with h_v = tanh(Z_v + b₁), γ_v = −g · x_v, δ_v = a_v (γ_v − Σ_u a_u γ_u):
+  // d(out)/d(x_v) = (1 − a_v) g (+ W₁ᵀ path through Z), d(out)/d(Z_v) =
+  // δ_v w₂ ⊙ (1 − h_v²), d(out)/d(b₁) = Σ_rows,v d(out)/d(Z_v),
+  // d(out)/d(w₂) = Σ_rows Σ_v δ_v h_v
+  record(
+    fused,
+    "attentionFusion",
+    [stacked, preactivation, queryBias, queryVector],
+    (g, needs) => {
+      const grads = backend.attentionFusionBackward(
+        stacked.storage,
+        preactivation.storage,
+        queryBias.storage,
+        queryVector.storage,
+        forward.attention,
+        g,
+        rows,
+        d,
+        viewCount,
+      );
+      const gradBias = needs[2]
+        ? backend.sumTo(grads.preactivation, viewCount * rows, d, 1, d)
+        : null;
+      const gradVector = needs[3]
+        ? backend.sumTo(grads.queryVectorRows, rows, d, 1, d)
+        : null;
+      backend.free(grads.queryVectorRows);
+      return [grads.views, grads.preactivation, gradBias, gradVector];
+    },
+    [forward.attention],
+  );
+  releaseUnrecorded(
+    fused,
+    stacked === views[0] ? [preactivation] : [stacked, preactivation],
+  );
+  return { fused, attention };
+}
+
 // Fused losses (spec 6).
 
 /**

@@ -89,6 +89,69 @@ export function noGrad<T>(body: () => T): T {
   return result;
 }
 
+/** Tensors created inside each open {@linkcode tidy} call, innermost last. */
+const tidyScopes: Set<Tensor>[] = [];
+
+/**
+ * Runs `body` and then frees every tensor created inside it except those it
+ * returns (a tensor, or tensors inside returned arrays, maps and plain
+ * objects) and parameters. This is how code that calls many ops under {@linkcode noGrad}
+ * (evaluation, scoring) releases its temporaries, which matters on the
+ * GPU where each is a buffer. `body` must be synchronous.
+ *
+ * @param body The computation.
+ * @returns What `body` returned, its tensors still alive.
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { add, scale } from "./ops.ts";
+ * import { noGrad, tensor, tidy } from "./tensor.ts";
+ *
+ * const x = tensor([1, 2], [2]);
+ * let temporary = x;
+ * const y = tidy(() =>
+ *   noGrad(() => {
+ *     temporary = scale(x, 2);
+ *     return add(temporary, x);
+ *   })
+ * );
+ * assert.deepEqual([...await y.toArray()], [3, 6]);
+ * assert.ok(temporary.isFreed);
+ * assert.ok(!x.isFreed);
+ * ```
+ */
+export function tidy<T>(body: () => T): T {
+  const created = new Set<Tensor>();
+  tidyScopes.push(created);
+  let result: T;
+  try {
+    result = body();
+  } finally {
+    tidyScopes.pop();
+  }
+  if (result instanceof Promise) {
+    throw new TypeError("tidy(): the body must be synchronous");
+  }
+  const kept = new Set<Tensor>();
+  collectTensors(result, kept);
+  for (const tensor of created) {
+    if (kept.has(tensor)) tidyScopes.at(-1)?.add(tensor);
+    else if (!(tensor instanceof Parameter)) tensor.free();
+  }
+  return result;
+}
+
+function collectTensors(value: unknown, into: Set<Tensor>): void {
+  if (value instanceof Tensor) into.add(value);
+  else if (Array.isArray(value)) {
+    for (const item of value) collectTensors(item, into);
+  } else if (value instanceof Map) {
+    for (const item of value.values()) collectTensors(item, into);
+  } else if (value !== null && typeof value === "object") {
+    for (const item of Object.values(value)) collectTensors(item, into);
+  }
+}
+
 /**
  * Checks a shape: an array of up to two non-negative integers.
  *
@@ -180,6 +243,7 @@ export class Tensor {
     this.backend = backend;
     this.requiresGrad = requiresGrad;
     this.#storage = storage;
+    tidyScopes.at(-1)?.add(this);
   }
 
   /** Number of values. */

@@ -26,8 +26,11 @@
  *   products into the result;
  * - `binary`, `unary`, `unaryBackward`, `scale`, `fill` and `adam` walk
  *   all operands in the same windows;
- * - `sumTo` to a scalar and `squaredNorm` reduce each window to partial
- *   sums first.
+ * - `sumTo` to a scalar or to one row, and `squaredNorm`, reduce each
+ *   window to partial sums first;
+ * - `attentionFusion` and its backward run row window by row window, the
+ *   window's rows of each stacked view copied together (MSCA's stacked
+ *   views of Electronics, 196 MB, exceed llvmpipe's binding).
  *
  * Every other primitive throws a `RangeError` naming itself and the limit
  * when an operand exceeds one binding.
@@ -696,6 +699,9 @@ export class WebGpuBackend implements Backend {
     if (targetRows === 1 && targetCols === 1) {
       return this.#total(input, rows * cols, false);
     }
+    if (targetRows === 1 && rows * cols > this.#maxBindingValues) {
+      return this.#windowedColumnSums(input, rows, cols);
+    }
     this.#checkBindings("sumTo", rows * cols);
     return targetRows === rows
       ? this.#segmentSums(input.buffer, rows, cols, 1, false, 1)
@@ -1294,6 +1300,249 @@ export class WebGpuBackend implements Backend {
     return result;
   }
 
+  // Fused pieces of MSCA's forward pass (spec 5).
+
+  /**
+   * `f = E ⊙ σ(Z + b)` in one pass.
+   *
+   * @param item `E_i`.
+   * @param preactivation `Z`.
+   * @param bias `b_g`.
+   * @param rows Items.
+   * @param cols Width.
+   * @returns `f`.
+   */
+  gatedProjection(
+    item: Storage,
+    preactivation: Storage,
+    bias: Storage,
+    rows: number,
+    cols: number,
+  ): WebGpuStorage {
+    const out = this.#allocate(rows * cols);
+    if (rows * cols === 0) return out;
+    this.#checkBindings("gatedProjection", rows * cols);
+    const pipeline = this.gpu.pipeline(kernels.gatedProjection, {
+      WORKGROUP_SIZE: ELEMENTWISE_WORKGROUP,
+    });
+    this.gpu.dispatch(pipeline, [
+      gpuStorage(item).buffer,
+      gpuStorage(preactivation).buffer,
+      gpuStorage(bias).buffer,
+      out.buffer,
+      this.gpu.uniform([rows, cols]),
+    ], Math.ceil(rows * cols / ELEMENTWISE_WORKGROUP));
+    return out;
+  }
+
+  /**
+   * Gradient of `gatedProjection` in one pass.
+   *
+   * @param item Forward `E_i`.
+   * @param preactivation Forward `Z`.
+   * @param bias Forward `b_g`.
+   * @param grad Gradient of `f`.
+   * @param rows Items.
+   * @param cols Width.
+   * @returns Gradients of `E_i` and `Z`.
+   */
+  gatedProjectionBackward(
+    item: Storage,
+    preactivation: Storage,
+    bias: Storage,
+    grad: Storage,
+    rows: number,
+    cols: number,
+  ): { item: WebGpuStorage; preactivation: WebGpuStorage } {
+    const gradItem = this.#allocate(rows * cols);
+    const gradPreactivation = this.#allocate(rows * cols);
+    const result = { item: gradItem, preactivation: gradPreactivation };
+    if (rows * cols === 0) return result;
+    this.#checkBindings("gatedProjectionBackward", rows * cols);
+    const pipeline = this.gpu.pipeline(kernels.gatedProjectionBackward, {
+      WORKGROUP_SIZE: ELEMENTWISE_WORKGROUP,
+    });
+    this.gpu.dispatch(pipeline, [
+      gpuStorage(item).buffer,
+      gpuStorage(preactivation).buffer,
+      gpuStorage(bias).buffer,
+      gpuStorage(grad).buffer,
+      gradItem.buffer,
+      gradPreactivation.buffer,
+      this.gpu.uniform([rows, cols]),
+    ], Math.ceil(rows * cols / ELEMENTWISE_WORKGROUP));
+    return result;
+  }
+
+  /**
+   * Attention fusion of stacked views, one thread per row; `b₁` and `w₂`
+   * travel packed in one binding (see the kernel). Views too large for
+   * one binding run in row windows, each window's `V` blocks copied
+   * together first.
+   *
+   * @param views Stacked views.
+   * @param preactivation `Z`.
+   * @param bias `b₁`.
+   * @param queryVector `w₂`.
+   * @param rows Rows of one view.
+   * @param cols Width.
+   * @param viewCount `V`.
+   * @returns `Ê` and `a`.
+   */
+  attentionFusion(
+    views: Storage,
+    preactivation: Storage,
+    bias: Storage,
+    queryVector: Storage,
+    rows: number,
+    cols: number,
+    viewCount: number,
+  ): { fused: WebGpuStorage; attention: WebGpuStorage } {
+    const fused = this.#allocate(rows * cols);
+    const attention = this.#allocate(rows * viewCount);
+    if (rows * cols === 0) return { fused, attention };
+    const query = this.concatRows([bias, queryVector]);
+    const pipeline = this.gpu.pipeline(kernels.attentionFusion, {
+      WORKGROUP_SIZE: ROWWISE_WORKGROUP,
+    });
+    const layout = { rows, cols, viewCount };
+    const inputs = [gpuStorage(views), gpuStorage(preactivation)];
+    for (const [r0, count] of this.#rowWindows(rows, viewCount * cols)) {
+      const [x, z] = inputs.map((input) =>
+        this.#gatherStacked(input, layout, r0, count)
+      );
+      this.gpu.dispatch(pipeline, [
+        x.buffer,
+        z.buffer,
+        query.buffer,
+        window(fused, r0 * cols, count * cols),
+        window(attention, r0 * viewCount, count * viewCount),
+        this.gpu.uniform([count, cols, viewCount]),
+      ], Math.ceil(count / ROWWISE_WORKGROUP));
+      if (count < rows) { for (const copy of [x, z]) this.free(copy); }
+    }
+    this.free(query);
+    return { fused, attention };
+  }
+
+  /**
+   * Gradient of `attentionFusion`, one thread per row, in the same row
+   * windows as the forward.
+   *
+   * @param views Forward views.
+   * @param preactivation Forward `Z`.
+   * @param bias Forward `b₁`.
+   * @param queryVector Forward `w₂`.
+   * @param attention Forward `a`.
+   * @param grad Gradient of `Ê`.
+   * @param rows Rows of one view.
+   * @param cols Width.
+   * @param viewCount `V`.
+   * @returns Gradients of the views and `Z`, and the rows of `∂/∂w₂`.
+   */
+  attentionFusionBackward(
+    views: Storage,
+    preactivation: Storage,
+    bias: Storage,
+    queryVector: Storage,
+    attention: Storage,
+    grad: Storage,
+    rows: number,
+    cols: number,
+    viewCount: number,
+  ): {
+    views: WebGpuStorage;
+    preactivation: WebGpuStorage;
+    queryVectorRows: WebGpuStorage;
+  } {
+    const result = {
+      views: this.#allocate(viewCount * rows * cols),
+      preactivation: this.#allocate(viewCount * rows * cols),
+      queryVectorRows: this.#allocate(rows * cols),
+    };
+    if (rows * cols === 0) return result;
+    const query = this.concatRows([bias, queryVector]);
+    const pipeline = this.gpu.pipeline(kernels.attentionFusionBackward, {
+      WORKGROUP_SIZE: ROWWISE_WORKGROUP,
+    });
+    const layout = { rows, cols, viewCount };
+    const inputs = [gpuStorage(views), gpuStorage(preactivation)];
+    const outputs = [result.views, result.preactivation];
+    for (const [r0, count] of this.#rowWindows(rows, viewCount * cols)) {
+      const whole = count === rows;
+      const [x, z] = inputs.map((input) =>
+        this.#gatherStacked(input, layout, r0, count)
+      );
+      const [gradX, gradZ] = outputs.map((output) =>
+        whole ? output : this.#allocate(viewCount * count * cols)
+      );
+      this.gpu.dispatch(pipeline, [
+        x.buffer,
+        z.buffer,
+        query.buffer,
+        window(gpuStorage(attention), r0 * viewCount, count * viewCount),
+        window(gpuStorage(grad), r0 * cols, count * cols),
+        gradX.buffer,
+        gradZ.buffer,
+        window(result.queryVectorRows, r0 * cols, count * cols),
+        this.gpu.uniform([count, cols, viewCount]),
+      ], Math.ceil(count / ROWWISE_WORKGROUP));
+      if (!whole) {
+        this.#scatterStacked(gradX, result.views, layout, r0, count);
+        this.#scatterStacked(gradZ, result.preactivation, layout, r0, count);
+        for (const copy of [x, z, gradX, gradZ]) this.free(copy);
+      }
+    }
+    this.free(query);
+    return result;
+  }
+
+  /**
+   * Rows `r0 .. r0 + count` of each of the `V` blocks of a stacked
+   * `[V · rows, cols]` tensor as one compact `[V · count, cols]` buffer:
+   * the tensor itself when the window is every row, else a fresh copy.
+   */
+  #gatherStacked(
+    stacked: WebGpuStorage,
+    layout: { rows: number; cols: number; viewCount: number },
+    r0: number,
+    count: number,
+  ): WebGpuStorage {
+    const { rows, cols, viewCount } = layout;
+    if (count === rows) return stacked;
+    const copy = this.#allocate(viewCount * count * cols);
+    for (let v = 0; v < viewCount; v++) {
+      this.gpu.copy(
+        stacked.buffer,
+        (v * rows + r0) * cols * 4,
+        copy.buffer,
+        v * count * cols * 4,
+        count * cols * 4,
+      );
+    }
+    return copy;
+  }
+
+  /** The reverse of {@linkcode #gatherStacked}: a window copied back. */
+  #scatterStacked(
+    copy: WebGpuStorage,
+    stacked: WebGpuStorage,
+    layout: { rows: number; cols: number; viewCount: number },
+    r0: number,
+    count: number,
+  ): void {
+    const { rows, cols, viewCount } = layout;
+    for (let v = 0; v < viewCount; v++) {
+      this.gpu.copy(
+        copy.buffer,
+        v * count * cols * 4,
+        stacked.buffer,
+        (v * rows + r0) * cols * 4,
+        count * cols * 4,
+      );
+    }
+  }
+
   // Optimiser.
 
   /**
@@ -1586,6 +1835,43 @@ export class WebGpuBackend implements Backend {
       length = chunks;
       first = false;
     }
+  }
+
+  /**
+   * Column sums of a matrix beyond one binding: each row window is copied
+   * out and summed to one row, then those rows are summed.
+   */
+  #windowedColumnSums(
+    input: WebGpuStorage,
+    rows: number,
+    cols: number,
+  ): WebGpuStorage {
+    const windows = this.#rowWindows(rows, cols);
+    const partials = this.#allocate(windows.length * cols);
+    for (const [w, [r0, count]] of windows.entries()) {
+      const copy = this.#allocate(count * cols);
+      this.gpu.copy(
+        input.buffer,
+        r0 * cols * 4,
+        copy.buffer,
+        0,
+        count * cols * 4,
+      );
+      const sums = this.#segmentSums(copy.buffer, 1, count, cols, false, 1);
+      this.gpu.copy(sums.buffer, 0, partials.buffer, w * cols * 4, cols * 4);
+      this.free(copy);
+      this.free(sums);
+    }
+    const total = this.#segmentSums(
+      partials.buffer,
+      1,
+      windows.length,
+      cols,
+      false,
+      1,
+    );
+    this.free(partials);
+    return total;
   }
 
   /** Sum (or sum of squares) of all values, window by window. */

@@ -7,6 +7,12 @@
 
 import type { KernelSource } from "./webgpu_device.ts";
 import adamCode from "../../kernels/adam.wgsl" with { type: "text" };
+import attentionFusionCode from "../../kernels/attention_fusion.wgsl" with {
+  type: "text",
+};
+import attentionFusionBackwardCode from "../../kernels/attention_fusion_backward.wgsl" with {
+  type: "text",
+};
 import binaryCode from "../../kernels/binary.wgsl" with { type: "text" };
 import bprCode from "../../kernels/bpr.wgsl" with { type: "text" };
 import bprBackwardCode from "../../kernels/bpr_backward.wgsl" with {
@@ -15,6 +21,12 @@ import bprBackwardCode from "../../kernels/bpr_backward.wgsl" with {
 import broadcastCode from "../../kernels/broadcast.wgsl" with { type: "text" };
 import copyBlockCode from "../../kernels/copy_block.wgsl" with { type: "text" };
 import fillCode from "../../kernels/fill.wgsl" with { type: "text" };
+import gatedProjectionCode from "../../kernels/gated_projection.wgsl" with {
+  type: "text",
+};
+import gatedProjectionBackwardCode from "../../kernels/gated_projection_backward.wgsl" with {
+  type: "text",
+};
 import gatherRowsCode from "../../kernels/gather_rows.wgsl" with {
   type: "text",
 };
@@ -65,12 +77,22 @@ import unaryBackwardCode from "../../kernels/unary_backward.wgsl" with {
 /** Every kernel by its file name. */
 export const kernels = {
   adam: { name: "adam", code: adamCode },
+  attentionFusion: { name: "attention_fusion", code: attentionFusionCode },
+  attentionFusionBackward: {
+    name: "attention_fusion_backward",
+    code: attentionFusionBackwardCode,
+  },
   binary: { name: "binary", code: binaryCode },
   bpr: { name: "bpr", code: bprCode },
   bprBackward: { name: "bpr_backward", code: bprBackwardCode },
   broadcast: { name: "broadcast", code: broadcastCode },
   copyBlock: { name: "copy_block", code: copyBlockCode },
   fill: { name: "fill", code: fillCode },
+  gatedProjection: { name: "gated_projection", code: gatedProjectionCode },
+  gatedProjectionBackward: {
+    name: "gated_projection_backward",
+    code: gatedProjectionBackwardCode,
+  },
   gatherRows: { name: "gather_rows", code: gatherRowsCode },
   gatherRowsBackward: {
     name: "gather_rows_backward",

@@ -14,28 +14,23 @@
  */
 
 import type { Tensor } from "../engine/tensor.ts";
-import { indices, noGrad, Parameter } from "../engine/tensor.ts";
+import { indices, noGrad, Parameter, tidy } from "../engine/tensor.ts";
 import {
   add,
+  attentionFusion,
   bprLoss,
-  concatCols,
   concatRows,
+  gatedProjection,
   gatherRows,
   infoNce,
   matmul,
   meanOf,
-  mul,
   scale,
-  sigmoid,
-  softmaxRows,
   sparseConstant,
   type SparseTensor,
-  splitCols,
   splitRows,
   spmm,
   squaredNorm,
-  sub,
-  tanh,
 } from "../engine/ops.ts";
 import type { Backend, Storage } from "../engine/backend.ts";
 import { linearDefault, xavierUniform } from "../engine/init.ts";
@@ -130,7 +125,10 @@ export interface MscaForward {
     Modality,
     { view: Tensor; users: Tensor; items: Tensor }
   >;
-  /** Attention weights `[N, V]`, columns in the fusion's view order. */
+  /**
+   * Attention weights `[N, V]`, columns in the fusion's view order; outside
+   * the graph (see {@linkcode attentionFusion}): free it when done.
+   */
   attention: Tensor;
   /** `E*_u`. */
   finalUsers: Tensor;
@@ -382,7 +380,8 @@ export class MSCA implements Recommender {
     const structuralUsers = spmm(this.#userItem, structuralItems);
     const structural = concatRows([structuralUsers, structuralItems]);
 
-    // f_m = E_i ⊙ σ(G_m(T_m(F_m))), M_i = A_m f_m, M_u = R̂ M_i.
+    // f_m = E_i ⊙ σ(G_m(T_m(F_m))) (fused after T_m), M_i = A_m f_m,
+    // M_u = R̂ M_i.
     const modalities: MscaForward["modalities"] = new Map();
     for (const [modality, p] of this.#modality) {
       const transformed = affine(
@@ -390,8 +389,12 @@ export class MSCA implements Recommender {
         p.transformWeight,
         p.transformBias,
       );
-      const gate = sigmoid(affine(transformed, p.gateWeight, p.gateBias));
-      const gated = mul(this.#itemEmbedding, gate);
+      const gated = gatedProjection(
+        this.#itemEmbedding,
+        transformed,
+        p.gateWeight,
+        p.gateBias,
+      );
       const items = spmm(p.graph, gated);
       const users = spmm(this.#userItem, items);
       modalities.set(modality, {
@@ -404,17 +407,12 @@ export class MSCA implements Recommender {
     // Attention across the views (image, text, structural): q(x) = w₂ ·
     // tanh(W₁ x + b₁), one softmax per row; Ê = Σ_v V − Σ_v a_v V.
     const views = [...[...modalities.values()].map((m) => m.view), structural];
-    const scores = views.map((view) =>
-      matmul(
-        tanh(affine(view, this.#queryWeight, this.#queryBias)),
-        this.#queryVector,
-        { transposeB: true },
-      )
+    const { fused, attention } = attentionFusion(
+      views,
+      this.#queryWeight,
+      this.#queryBias,
+      this.#queryVector,
     );
-    const attention = softmaxRows(concatCols(scores));
-    const weights = splitCols(attention, views.map(() => 1));
-    const weighted = views.map((view, v) => mul(view, weights[v]));
-    const fused = sub(sumOf(views), sumOf(weighted));
 
     // E* = Ē + α Ê.
     const final = add(collaborative, scale(fused, this.hyper.fusion_coeff));
@@ -515,6 +513,7 @@ export class MSCA implements Recommender {
       views,
       release: () => {
         for (const index of [users, positives, negatives]) index.free();
+        forward.attention.free();
       },
     };
   }
@@ -526,7 +525,13 @@ export class MSCA implements Recommender {
    * @returns The scorer; `dispose()` frees its embeddings.
    */
   scorer(): Scorer {
-    const { finalUsers, finalItems } = noGrad(() => this.forward());
+    // tidy() frees every view and temporary of the forward pass but E*.
+    const { finalUsers, finalItems } = tidy(() =>
+      noGrad(() => {
+        const { finalUsers, finalItems } = this.forward();
+        return { finalUsers, finalItems };
+      })
+    );
     return embeddingScorer(finalUsers, finalItems);
   }
 
