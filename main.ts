@@ -216,6 +216,17 @@ async function main(argv: string[]): Promise<void> {
   }
   const progress = new ProgressReporter();
   if (typeof commandLine.flags.resume === "string") {
+    const others = [
+      ...(commandLine.model === undefined ? [] : ["-m"]),
+      ...(commandLine.dataset === undefined ? [] : ["-d"]),
+      ...Object.keys(commandLine.values).map((key) => `--${key}`),
+    ];
+    if (others.length > 0) {
+      throw new ConfigError(
+        `--resume continues a run with the config it was started with; ` +
+          `expected no other options, got ${others.join(", ")}`,
+      );
+    }
     await resume(commandLine.flags.resume, progress);
     return;
   }

@@ -126,7 +126,20 @@ async function runConfigOf(
 /** A run folder stands for the best checkpoint inside it. */
 async function resolveCheckpoint(path: string): Promise<string> {
   const info = await Deno.stat(path).catch(() => undefined);
-  return info?.isDirectory ? join(path, BEST_CHECKPOINT_FILE) : path;
+  if (!info?.isDirectory) return path;
+  const best = join(path, BEST_CHECKPOINT_FILE);
+  const isGrid = await Deno.stat(join(path, "idx0")).then(
+    (idx) => idx.isDirectory,
+    () => false,
+  );
+  if (isGrid && !(await Deno.stat(best).catch(() => undefined))) {
+    throw new CheckpointError(
+      path,
+      "a grid search's run folder holds one checkpoint per combination; " +
+        "expected one of its idx<N>/ folders",
+    );
+  }
+  return best;
 }
 
 /**

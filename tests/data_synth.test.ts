@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type Dataset, loadDataset } from "../src/data/dataset.ts";
 import { readNpy } from "../src/data/npy.ts";
+import { DataError } from "../src/data/errors.ts";
 import {
   ensureDefaultDataset,
   ensureSyntheticDataset,
@@ -148,8 +149,11 @@ Deno.test("ensureDefaultDataset() generates once, then returns at once", () => {
     assert.ok(performance.now() - started < 100);
     assert.equal(Deno.statSync(inter).mtime?.getTime(), written);
 
-    // Another seed makes the folder stale, so it is regenerated.
-    assert.equal(ensureSyntheticDataset(dir, "synthetic", 1).generated, true);
+    // Our own output of an older generator version is regenerated.
+    const meta = join(first.folder, "synthetic.json");
+    const older = { ...JSON.parse(Deno.readTextFileSync(meta)), version: 0 };
+    Deno.writeTextFileSync(meta, JSON.stringify(older));
+    assert.equal(ensureSyntheticDataset(dir, "synthetic").generated, true);
   });
 });
 
@@ -235,3 +239,27 @@ function itemKnnScores(dataset: Dataset): (user: number) => Float64Array {
     return scores;
   };
 }
+
+Deno.test("ensureDefaultDataset() never overwrites a folder it did not generate with the default seed", () => {
+  withTempDir((dir) => {
+    ensureSyntheticDataset(dir, "synthetic", 5);
+    const meta = join(dir, "synthetic", "synthetic.json");
+    const before = Deno.readTextFileSync(meta);
+    assert.throws(
+      () => ensureDefaultDataset(dir),
+      (error: Error) =>
+        error instanceof DataError && error.message.startsWith(meta) &&
+        error.message.includes("seed 5"),
+    );
+    assert.equal(Deno.readTextFileSync(meta), before);
+
+    const foreign = join(dir, "foreign");
+    Deno.mkdirSync(join(foreign, "synthetic"), { recursive: true });
+    Deno.writeTextFileSync(join(foreign, "synthetic", "notes.txt"), "mine");
+    assert.throws(() => ensureDefaultDataset(foreign), DataError);
+    assert.deepEqual(
+      [...Deno.readDirSync(join(foreign, "synthetic"))].map((e) => e.name),
+      ["notes.txt"],
+    );
+  });
+});

@@ -31,12 +31,11 @@ import { evaluateModel, openBackend } from "../trainer.ts";
 import { WebGpuUnavailableError } from "../engine/webgpu_device.ts";
 
 const USAGE = `Usage: deno task bench [-m MODEL] [-d DATASET | --preset NAME]
-                       [--device cpu|webgpu] [--batches N] [--json]
+                       [--device cpu|webgpu|auto] [--batches N] [--json]
 
-  --preset    a synthetic preset (${
-  Object.keys(SYNTHETIC_PRESETS).join(", ")
-}), generated into data_path
-              on first use; baby, sports and elec copy the real sizes
+  --preset    a synthetic preset (${Object.keys(SYNTHETIC_PRESETS).join(", ")}),
+              generated into data_path on first use; baby, sports and elec
+              copy the real sizes
   --batches   training batches to time after one warm-up (default 3); the
               epoch is extrapolated from them
   --json      print one JSON object as the last line
@@ -119,8 +118,7 @@ async function main(argv: string[]): Promise<void> {
     if (config.dataset === "synthetic") ensureDefaultDataset(config.data_path);
   }
   const [run] = expandGrid(config);
-  const device = run.device === "auto" ? "cpu" : run.device;
-  const backend = await openBackend(device);
+  const backend = await openBackend(run.device, say);
   const dataset = loadDataset(config);
 
   const graphStart = performance.now();

@@ -33,6 +33,19 @@ async function main(argv: string[]): Promise<number> {
       `expected at most one fixture folder, got ${line.positionals.join(" ")}`,
     );
   }
+  const ignored = [
+    ...(line.model === undefined ? [] : ["-m"]),
+    ...(line.dataset === undefined ? [] : ["-d"]),
+    ...Object.keys(line.values).filter((key) => key !== "device")
+      .map((key) => `--${key}`),
+  ];
+  if (ignored.length > 0) {
+    throw new TypeError(
+      `${ignored.join(", ")}: a golden check takes its model, dataset and ` +
+        "hyper-parameters from the fixture's meta.json; expected only a " +
+        "fixture folder (e.g. tests/fixtures/lightgcn-tiny) and --device",
+    );
+  }
   const fixture = line.positionals[0] ?? DEFAULT_FIXTURE;
   const device = line.values.device ?? "cpu";
   if (device !== "cpu" && device !== "webgpu") {

@@ -25,7 +25,7 @@ Writes <out>/<name>/<name>.inter, image_feat.npy, text_feat.npy and
 synthetic.json (a seeded synthetic dataset in MMRec's layout).
 
 Options:
-  --preset NAME  synthetic (default; 2,000 users, 1,000 items), or baby,
+  --preset NAME  synthetic (default; 600 users, 300 items), or baby,
                  sports, elec (the real datasets' sizes, 4096-d image and
                  384-d text features)
   --seed N       generator seed (default ${DEFAULT_SYNTHETIC_SEED})
