@@ -10,7 +10,7 @@
  */
 
 import { join } from "node:path";
-import { parseCommandLine } from "./src/cli/args.ts";
+import { givenOptions, parseCommandLine } from "./src/cli/args.ts";
 import {
   ConfigError,
   DEFAULT_DATASET,
@@ -216,11 +216,7 @@ async function main(argv: string[]): Promise<void> {
   }
   const progress = new ProgressReporter();
   if (typeof commandLine.flags.resume === "string") {
-    const others = [
-      ...(commandLine.model === undefined ? [] : ["-m"]),
-      ...(commandLine.dataset === undefined ? [] : ["-d"]),
-      ...Object.keys(commandLine.values).map((key) => `--${key}`),
-    ];
+    const others = givenOptions(commandLine);
     if (others.length > 0) {
       throw new ConfigError(
         `--resume continues a run with the config it was started with; ` +

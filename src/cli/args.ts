@@ -179,3 +179,32 @@ function addPositional(line: CommandLine, word: string, allowed = false) {
   }
   line.positionals.push(word);
 }
+
+/**
+ * The `-m`, `-d` and config-key options a command line gave, as typed,
+ * for commands that must refuse options they would otherwise ignore.
+ *
+ * @param line A parsed command line.
+ * @param allowed Config keys the caller does take.
+ * @returns Options such as `-m` or `--epochs`, in that order.
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { givenOptions, parseCommandLine } from "./args.ts";
+ *
+ * const line = parseCommandLine(["-m", "BPR", "--epochs", "3"]);
+ * assert.deepEqual(givenOptions(line), ["-m", "--epochs"]);
+ * assert.deepEqual(givenOptions(line, ["epochs"]), ["-m"]);
+ * ```
+ */
+export function givenOptions(
+  line: CommandLine,
+  allowed: readonly string[] = [],
+): string[] {
+  return [
+    ...(line.model === undefined ? [] : ["-m"]),
+    ...(line.dataset === undefined ? [] : ["-d"]),
+    ...Object.keys(line.values).filter((key) => !allowed.includes(key))
+      .map((key) => `--${key}`),
+  ];
+}

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { parseCommandLine } from "./args.ts";
+import { givenOptions, parseCommandLine } from "./args.ts";
 import { formatGoldenTable, runGoldenCheck } from "../golden.ts";
 import { openBackend } from "../trainer.ts";
 
@@ -33,12 +33,7 @@ async function main(argv: string[]): Promise<number> {
       `expected at most one fixture folder, got ${line.positionals.join(" ")}`,
     );
   }
-  const ignored = [
-    ...(line.model === undefined ? [] : ["-m"]),
-    ...(line.dataset === undefined ? [] : ["-d"]),
-    ...Object.keys(line.values).filter((key) => key !== "device")
-      .map((key) => `--${key}`),
-  ];
+  const ignored = givenOptions(line, ["device"]);
   if (ignored.length > 0) {
     throw new TypeError(
       `${ignored.join(", ")}: a golden check takes its model, dataset and ` +
