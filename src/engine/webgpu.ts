@@ -466,12 +466,14 @@ export class WebGpuBackend implements Backend {
     }
     // Rows of C per window; a non-transposed A is windowed with them.
     const rowWidth = Math.max(n, transposeA ? 1 : k);
-    const rowWindow = m * rowWidth <= limit ? m : this.#rowsPerWindow(rowWidth);
+    const rowWindow = m * rowWidth <= limit
+      ? m
+      : this.#rowsPerWindow(rowWidth, "matmul");
     // Inner-dimension window, for a transposed A or a non-transposed B.
     const innerWidth = Math.max(transposeA ? m : 1, transposeB ? 1 : n);
     const innerWindow = k * innerWidth <= limit
       ? k
-      : this.#rowsPerWindow(innerWidth);
+      : this.#rowsPerWindow(innerWidth, "matmul");
     const tiling = this.matmulTiling;
     const tileRows = tiling.WORKGROUP_ROWS * MATMUL_THREAD_BLOCK;
     const tileCols = tiling.WORKGROUP_COLS * MATMUL_THREAD_BLOCK;
@@ -578,7 +580,7 @@ export class WebGpuBackend implements Backend {
       A_LAYOUT: aLayout,
       B_LAYOUT: bLayout,
     });
-    for (const [r0, count] of this.#rowWindows(rows, cols)) {
+    for (const [r0, count] of this.#rowWindows(rows, cols, "binary")) {
       this.gpu.dispatch(pipeline, [
         operandWindow(left, aLayout, r0, count, cols),
         operandWindow(right, bLayout, r0, count, cols),
@@ -1407,7 +1409,13 @@ export class WebGpuBackend implements Backend {
     });
     const layout = { rows, cols, viewCount };
     const inputs = [gpuStorage(views), gpuStorage(preactivation)];
-    for (const [r0, count] of this.#rowWindows(rows, viewCount * cols)) {
+    for (
+      const [r0, count] of this.#rowWindows(
+        rows,
+        viewCount * cols,
+        "attentionFusion",
+      )
+    ) {
       const [x, z] = inputs.map((input) =>
         this.#gatherStacked(input, layout, r0, count)
       );
@@ -1468,7 +1476,13 @@ export class WebGpuBackend implements Backend {
     const layout = { rows, cols, viewCount };
     const inputs = [gpuStorage(views), gpuStorage(preactivation)];
     const outputs = [result.views, result.preactivation];
-    for (const [r0, count] of this.#rowWindows(rows, viewCount * cols)) {
+    for (
+      const [r0, count] of this.#rowWindows(
+        rows,
+        viewCount * cols,
+        "attentionFusionBackward",
+      )
+    ) {
       const whole = count === rows;
       const [x, z] = inputs.map((input) =>
         this.#gatherStacked(input, layout, r0, count)
@@ -1755,24 +1769,29 @@ export class WebGpuBackend implements Backend {
     }
   }
 
-  /** Rows per window for rows of `width` values. */
-  #rowsPerWindow(width: number): number {
+  /** Rows per window for rows of `width` values, for `operation`. */
+  #rowsPerWindow(width: number, operation: string): number {
     const rows = Math.floor(this.#maxBindingValues / width / WINDOW_ROWS) *
       WINDOW_ROWS;
     if (rows === 0) {
       throw new RangeError(
-        `rows of ${width} values are too wide for this device's storage ` +
-          `bindings (${this.gpu.maxBindingBytes} bytes)`,
+        `${operation}(): rows of ${width} values are too wide to split ` +
+          `over this device's storage bindings (${this.gpu.maxBindingBytes} ` +
+          `bytes); expected ${WINDOW_ROWS} rows to fit in one binding`,
       );
     }
     return rows;
   }
 
   /** [firstRow, rowCount] windows over `rows` rows of `cols` values. */
-  #rowWindows(rows: number, cols: number): [number, number][] {
+  #rowWindows(
+    rows: number,
+    cols: number,
+    operation: string,
+  ): [number, number][] {
     const step = rows * cols <= this.#maxBindingValues
       ? rows
-      : this.#rowsPerWindow(cols);
+      : this.#rowsPerWindow(cols, operation);
     const windows: [number, number][] = [];
     for (let r0 = 0; r0 < rows; r0 += step) {
       windows.push([r0, Math.min(step, rows - r0)]);
@@ -1846,7 +1865,7 @@ export class WebGpuBackend implements Backend {
     rows: number,
     cols: number,
   ): WebGpuStorage {
-    const windows = this.#rowWindows(rows, cols);
+    const windows = this.#rowWindows(rows, cols, "sumTo");
     const partials = this.#allocate(windows.length * cols);
     for (const [w, [r0, count]] of windows.entries()) {
       const copy = this.#allocate(count * cols);
