@@ -53,6 +53,7 @@ import type {
 import type { CsrMatrix } from "../graph/csr.ts";
 import {
   type BufferBinding,
+  type KernelSource,
   requestWebGpuDevice,
   type WebGpuDevice,
   type WebGpuDeviceOptions,
@@ -416,14 +417,11 @@ export class WebGpuBackend implements Backend {
       this.gpu.clear(out.buffer, 0, length * 4);
       return out;
     }
-    const pipeline = this.gpu.pipeline(kernels.fill, {
-      WORKGROUP_SIZE: ELEMENTWISE_WORKGROUP,
-    });
     for (const [start, count] of this.#flatWindows(length)) {
-      this.gpu.dispatch(pipeline, [
+      this.#elementwise(kernels.fill, [
         window(out, start, count),
         this.gpu.uniform([count], [value]),
-      ], Math.ceil(count / ELEMENTWISE_WORKGROUP));
+      ], count);
     }
     return out;
   }
@@ -574,19 +572,23 @@ export class WebGpuBackend implements Backend {
     if (rows * cols === 0) return out;
     const aLayout = layoutOf(aRows, aCols, rows, cols);
     const bLayout = layoutOf(bRows, bCols, rows, cols);
-    const pipeline = this.gpu.pipeline(kernels.binary, {
-      WORKGROUP_SIZE: ELEMENTWISE_WORKGROUP,
+    const constants = {
       OPERATION: BINARY_OPERATIONS.indexOf(operation),
       A_LAYOUT: aLayout,
       B_LAYOUT: bLayout,
-    });
+    };
     for (const [r0, count] of this.#rowWindows(rows, cols, "binary")) {
-      this.gpu.dispatch(pipeline, [
-        operandWindow(left, aLayout, r0, count, cols),
-        operandWindow(right, bLayout, r0, count, cols),
-        window(out, r0 * cols, count * cols),
-        this.gpu.uniform([count, cols]),
-      ], Math.ceil(count * cols / ELEMENTWISE_WORKGROUP));
+      this.#elementwise(
+        kernels.binary,
+        [
+          operandWindow(left, aLayout, r0, count, cols),
+          operandWindow(right, bLayout, r0, count, cols),
+          window(out, r0 * cols, count * cols),
+          this.gpu.uniform([count, cols]),
+        ],
+        count * cols,
+        constants,
+      );
     }
     return out;
   }
@@ -601,16 +603,20 @@ export class WebGpuBackend implements Backend {
   unary(operation: UnaryOperation, x: Storage): WebGpuStorage {
     const input = gpuStorage(x);
     const out = this.#allocate(input.length);
-    const pipeline = this.gpu.pipeline(kernels.unary, {
-      WORKGROUP_SIZE: ELEMENTWISE_WORKGROUP,
+    const constants = {
       FUNCTION: unaryFunction(operation),
-    });
+    };
     for (const [start, count] of this.#flatWindows(input.length)) {
-      this.gpu.dispatch(pipeline, [
-        window(input, start, count),
-        window(out, start, count),
-        this.gpu.uniform([count]),
-      ], Math.ceil(count / ELEMENTWISE_WORKGROUP));
+      this.#elementwise(
+        kernels.unary,
+        [
+          window(input, start, count),
+          window(out, start, count),
+          this.gpu.uniform([count]),
+        ],
+        count,
+        constants,
+      );
     }
     return out;
   }
@@ -634,18 +640,22 @@ export class WebGpuBackend implements Backend {
     const output = gpuStorage(y);
     const g = gpuStorage(grad);
     const out = this.#allocate(g.length);
-    const pipeline = this.gpu.pipeline(kernels.unaryBackward, {
-      WORKGROUP_SIZE: ELEMENTWISE_WORKGROUP,
+    const constants = {
       FUNCTION: unaryFunction(operation),
-    });
+    };
     for (const [start, count] of this.#flatWindows(g.length)) {
-      this.gpu.dispatch(pipeline, [
-        window(input, start, count),
-        window(output, start, count),
-        window(g, start, count),
-        window(out, start, count),
-        this.gpu.uniform([count]),
-      ], Math.ceil(count / ELEMENTWISE_WORKGROUP));
+      this.#elementwise(
+        kernels.unaryBackward,
+        [
+          window(input, start, count),
+          window(output, start, count),
+          window(g, start, count),
+          window(out, start, count),
+          this.gpu.uniform([count]),
+        ],
+        count,
+        constants,
+      );
     }
     return out;
   }
@@ -660,15 +670,12 @@ export class WebGpuBackend implements Backend {
   scale(x: Storage, factor: number): WebGpuStorage {
     const input = gpuStorage(x);
     const out = this.#allocate(input.length);
-    const pipeline = this.gpu.pipeline(kernels.scale, {
-      WORKGROUP_SIZE: ELEMENTWISE_WORKGROUP,
-    });
     for (const [start, count] of this.#flatWindows(input.length)) {
-      this.gpu.dispatch(pipeline, [
+      this.#elementwise(kernels.scale, [
         window(input, start, count),
         window(out, start, count),
         this.gpu.uniform([count], [factor]),
-      ], Math.ceil(count / ELEMENTWISE_WORKGROUP));
+      ], count);
     }
     return out;
   }
@@ -731,15 +738,19 @@ export class WebGpuBackend implements Backend {
     const out = this.#allocate(targetRows * targetCols);
     if (out.length === 0) return out;
     this.#checkBindings("broadcast", out.length);
-    const pipeline = this.gpu.pipeline(kernels.broadcast, {
-      WORKGROUP_SIZE: ELEMENTWISE_WORKGROUP,
+    const constants = {
       LAYOUT: layoutOf(rows, cols, targetRows, targetCols),
-    });
-    this.gpu.dispatch(pipeline, [
-      input.buffer,
-      out.buffer,
-      this.gpu.uniform([targetRows, targetCols]),
-    ], Math.ceil(out.length / ELEMENTWISE_WORKGROUP));
+    };
+    this.#elementwise(
+      kernels.broadcast,
+      [
+        input.buffer,
+        out.buffer,
+        this.gpu.uniform([targetRows, targetCols]),
+      ],
+      out.length,
+      constants,
+    );
     return out;
   }
 
@@ -908,16 +919,13 @@ export class WebGpuBackend implements Backend {
     const out = this.#allocate(rows * cols);
     if (out.length === 0) return out;
     this.#checkBindings("logsumexpRowsBackward", rows * cols);
-    const pipeline = this.gpu.pipeline(kernels.logsumexpRowsBackward, {
-      WORKGROUP_SIZE: ELEMENTWISE_WORKGROUP,
-    });
-    this.gpu.dispatch(pipeline, [
+    this.#elementwise(kernels.logsumexpRowsBackward, [
       gpuStorage(x).buffer,
       gpuStorage(y).buffer,
       gpuStorage(grad).buffer,
       out.buffer,
       this.gpu.uniform([rows, cols]),
-    ], Math.ceil(out.length / ELEMENTWISE_WORKGROUP));
+    ], out.length);
     return out;
   }
 
@@ -937,15 +945,12 @@ export class WebGpuBackend implements Backend {
     const out = this.#allocate(rows.length * cols);
     if (out.length === 0) return out;
     this.#checkBindings("gatherRows", table.length, out.length);
-    const pipeline = this.gpu.pipeline(kernels.gatherRows, {
-      WORKGROUP_SIZE: ELEMENTWISE_WORKGROUP,
-    });
-    this.gpu.dispatch(pipeline, [
+    this.#elementwise(kernels.gatherRows, [
       table.buffer,
       rows.buffer,
       out.buffer,
       this.gpu.uniform([rows.length, cols]),
-    ], Math.ceil(out.length / ELEMENTWISE_WORKGROUP));
+    ], out.length);
     return out;
   }
 
@@ -966,16 +971,13 @@ export class WebGpuBackend implements Backend {
     const out = this.#allocate(inverse.rows * cols);
     if (out.length === 0) return out;
     this.#checkBindings("gatherRowsBackward", g.length, out.length);
-    const pipeline = this.gpu.pipeline(kernels.gatherRowsBackward, {
-      WORKGROUP_SIZE: ELEMENTWISE_WORKGROUP,
-    });
-    this.gpu.dispatch(pipeline, [
+    this.#elementwise(kernels.gatherRowsBackward, [
       g.buffer,
       gpuIndex(inverse.offsets).buffer,
       gpuIndex(inverse.positions).buffer,
       out.buffer,
       this.gpu.uniform([inverse.rows, cols]),
-    ], Math.ceil(out.length / ELEMENTWISE_WORKGROUP));
+    ], out.length);
     return out;
   }
 
@@ -1164,15 +1166,12 @@ export class WebGpuBackend implements Backend {
   ): { x: WebGpuStorage; y: WebGpuStorage } {
     if (forward.probabilities !== undefined && rows * cols > 0) {
       const weights = this.#allocate(rows * rows);
-      const pipeline = this.gpu.pipeline(kernels.infoNceWeights, {
-        WORKGROUP_SIZE: ELEMENTWISE_WORKGROUP,
-      });
-      this.gpu.dispatch(pipeline, [
+      this.#elementwise(kernels.infoNceWeights, [
         gpuStorage(forward.probabilities).buffer,
         gpuStorage(grad).buffer,
         weights.buffer,
         this.gpu.uniform([rows], [1 / temperature]),
-      ], Math.ceil(rows * rows / ELEMENTWISE_WORKGROUP));
+      ], rows * rows);
       const gradX = this.matmul(weights, y, rows, rows, cols, false, false);
       const gradY = this.matmul(weights, x, rows, rows, cols, true, false);
       this.free(weights);
@@ -1285,10 +1284,7 @@ export class WebGpuBackend implements Backend {
     };
     if (rows * cols === 0) return result;
     this.#checkBindings("bprBackward", rows * cols);
-    const pipeline = this.gpu.pipeline(kernels.bprBackward, {
-      WORKGROUP_SIZE: ELEMENTWISE_WORKGROUP,
-    });
-    this.gpu.dispatch(pipeline, [
+    this.#elementwise(kernels.bprBackward, [
       gpuStorage(user).buffer,
       gpuStorage(positive).buffer,
       gpuStorage(negative).buffer,
@@ -1298,7 +1294,7 @@ export class WebGpuBackend implements Backend {
       gradPositive.buffer,
       gradNegative.buffer,
       this.gpu.uniform([rows, cols], [epsilon]),
-    ], Math.ceil(rows * cols / ELEMENTWISE_WORKGROUP));
+    ], rows * cols);
     return result;
   }
 
@@ -1324,16 +1320,13 @@ export class WebGpuBackend implements Backend {
     const out = this.#allocate(rows * cols);
     if (rows * cols === 0) return out;
     this.#checkBindings("gatedProjection", rows * cols);
-    const pipeline = this.gpu.pipeline(kernels.gatedProjection, {
-      WORKGROUP_SIZE: ELEMENTWISE_WORKGROUP,
-    });
-    this.gpu.dispatch(pipeline, [
+    this.#elementwise(kernels.gatedProjection, [
       gpuStorage(item).buffer,
       gpuStorage(preactivation).buffer,
       gpuStorage(bias).buffer,
       out.buffer,
       this.gpu.uniform([rows, cols]),
-    ], Math.ceil(rows * cols / ELEMENTWISE_WORKGROUP));
+    ], rows * cols);
     return out;
   }
 
@@ -1361,10 +1354,7 @@ export class WebGpuBackend implements Backend {
     const result = { item: gradItem, preactivation: gradPreactivation };
     if (rows * cols === 0) return result;
     this.#checkBindings("gatedProjectionBackward", rows * cols);
-    const pipeline = this.gpu.pipeline(kernels.gatedProjectionBackward, {
-      WORKGROUP_SIZE: ELEMENTWISE_WORKGROUP,
-    });
-    this.gpu.dispatch(pipeline, [
+    this.#elementwise(kernels.gatedProjectionBackward, [
       gpuStorage(item).buffer,
       gpuStorage(preactivation).buffer,
       gpuStorage(bias).buffer,
@@ -1372,7 +1362,7 @@ export class WebGpuBackend implements Backend {
       gradItem.buffer,
       gradPreactivation.buffer,
       this.gpu.uniform([rows, cols]),
-    ], Math.ceil(rows * cols / ELEMENTWISE_WORKGROUP));
+    ], rows * cols);
     return result;
   }
 
@@ -1579,9 +1569,6 @@ export class WebGpuBackend implements Backend {
     const g = gpuStorage(grad);
     const m = gpuStorage(firstMoment);
     const v = gpuStorage(secondMoment);
-    const pipeline = this.gpu.pipeline(kernels.adam, {
-      WORKGROUP_SIZE: ELEMENTWISE_WORKGROUP,
-    });
     const floats = [
       step.learningRate / step.biasCorrection1,
       step.beta1,
@@ -1590,13 +1577,13 @@ export class WebGpuBackend implements Backend {
       Math.sqrt(step.biasCorrection2),
     ];
     for (const [start, count] of this.#flatWindows(theta.length)) {
-      this.gpu.dispatch(pipeline, [
+      this.#elementwise(kernels.adam, [
         window(theta, start, count),
         window(g, start, count),
         window(m, start, count),
         window(v, start, count),
         this.gpu.transientUniform([count], floats),
-      ], Math.ceil(count / ELEMENTWISE_WORKGROUP));
+      ], count);
     }
   }
 
@@ -1769,6 +1756,28 @@ export class WebGpuBackend implements Backend {
     }
   }
 
+  /**
+   * Dispatches a kernel that runs one thread per value, in workgroups of
+   * `ELEMENTWISE_WORKGROUP`, over `threads` threads; `constants` are its
+   * other `override` values.
+   */
+  #elementwise(
+    kernel: KernelSource,
+    bindings: (GPUBuffer | BufferBinding)[],
+    threads: number,
+    constants: Record<string, number> = {},
+  ): void {
+    const pipeline = this.gpu.pipeline(kernel, {
+      WORKGROUP_SIZE: ELEMENTWISE_WORKGROUP,
+      ...constants,
+    });
+    this.gpu.dispatch(
+      pipeline,
+      bindings,
+      Math.ceil(threads / ELEMENTWISE_WORKGROUP),
+    );
+  }
+
   /** Rows per window for rows of `width` values, for `operation`. */
   #rowsPerWindow(width: number, operation: string): number {
     const rows = Math.floor(this.#maxBindingValues / width / WINDOW_ROWS) *
@@ -1836,18 +1845,22 @@ export class WebGpuBackend implements Backend {
       const chunk = Math.min(length, SUM_CHUNK);
       const chunks = Math.ceil(length / chunk);
       const out = this.#allocate(outer * chunks * inner);
-      const pipeline = this.gpu.pipeline(kernels.sumTo, {
-        WORKGROUP_SIZE: ELEMENTWISE_WORKGROUP,
+      const constants = {
         SQUARE: first && square ? 1 : 0,
-      });
-      this.gpu.dispatch(pipeline, [
-        input,
-        out.buffer,
-        this.gpu.uniform(
-          [outer, length, inner, chunk],
-          [chunks === 1 ? factor : 1],
-        ),
-      ], Math.ceil(out.length / ELEMENTWISE_WORKGROUP));
+      };
+      this.#elementwise(
+        kernels.sumTo,
+        [
+          input,
+          out.buffer,
+          this.gpu.uniform(
+            [outer, length, inner, chunk],
+            [chunks === 1 ? factor : 1],
+          ),
+        ],
+        out.length,
+        constants,
+      );
       if (input !== source) this.gpu.release(input);
       if (chunks === 1) return out;
       input = out.release()!;
@@ -1906,17 +1919,21 @@ export class WebGpuBackend implements Backend {
     // start / SUM_CHUNK: windows are multiples of flatWindowUnit values, so
     // those offsets stay aligned.
     const partials = this.#allocate(Math.ceil(length / SUM_CHUNK));
-    const pipeline = this.gpu.pipeline(kernels.sumTo, {
-      WORKGROUP_SIZE: ELEMENTWISE_WORKGROUP,
+    const constants = {
       SQUARE: square ? 1 : 0,
-    });
+    };
     for (const [start, count] of this.#flatWindows(length)) {
       const sums = Math.ceil(count / SUM_CHUNK);
-      this.gpu.dispatch(pipeline, [
-        window(input, start, count),
-        window(partials, start / SUM_CHUNK, sums),
-        this.gpu.uniform([1, count, 1, SUM_CHUNK], [1]),
-      ], Math.ceil(sums / ELEMENTWISE_WORKGROUP));
+      this.#elementwise(
+        kernels.sumTo,
+        [
+          window(input, start, count),
+          window(partials, start / SUM_CHUNK, sums),
+          this.gpu.uniform([1, count, 1, SUM_CHUNK], [1]),
+        ],
+        sums,
+        constants,
+      );
     }
     const total = this.#segmentSums(
       partials.buffer,
@@ -1967,10 +1984,7 @@ export class WebGpuBackend implements Backend {
     },
   ): void {
     if (rows * cols === 0) return;
-    const pipeline = this.gpu.pipeline(kernels.copyBlock, {
-      WORKGROUP_SIZE: ELEMENTWISE_WORKGROUP,
-    });
-    this.gpu.dispatch(pipeline, [
+    this.#elementwise(kernels.copyBlock, [
       input.buffer,
       out.buffer,
       this.gpu.uniform([
@@ -1981,7 +1995,7 @@ export class WebGpuBackend implements Backend {
         layout.outWidth,
         layout.outCol,
       ]),
-    ], Math.ceil(rows * cols / ELEMENTWISE_WORKGROUP));
+    ], rows * cols);
   }
 }
 
