@@ -16,7 +16,7 @@ import { xavierNormal } from "../engine/init.ts";
 import type { Batch } from "../data/sampler.ts";
 import type { CsrMatrix } from "../graph/csr.ts";
 import { embeddingScorer } from "./msca.ts";
-import { initialTables, MMREC_BPR_EPSILON, readNumber } from "./lightgcn.ts";
+import { initialTables, MMREC_BPR_EPSILON } from "./lightgcn.ts";
 import type {
   LossOutput,
   ModelConfig,
@@ -24,6 +24,7 @@ import type {
   Recommender,
   Scorer,
 } from "./model.ts";
+import { readNumber } from "./model.ts";
 
 /** BPR's hyper-parameters (MMRec config keys). */
 export interface BprHyperParameters {

@@ -39,6 +39,7 @@ import type {
   Recommender,
   Scorer,
 } from "./model.ts";
+import { readNumber } from "./model.ts";
 
 /** `ε` in MMRec's BPR term `−log(ε + σ(s_pos − s_neg))`. */
 export const MMREC_BPR_EPSILON = 1e-10;
@@ -290,33 +291,6 @@ export function lightGcnHyperParameters(
       "a number >= 0",
     ),
   };
-}
-
-/**
- * Reads one numeric hyper-parameter.
- *
- * @param model Model name, for the message.
- * @param config The config.
- * @param key The key.
- * @param check Whether a value is valid.
- * @param want What a valid value is, in words.
- * @returns The value.
- * @throws {RangeError} When the key is missing or its value invalid.
- */
-export function readNumber(
-  model: string,
-  config: ModelConfig,
-  key: string,
-  check: (x: number) => boolean,
-  want: string,
-): number {
-  const value = config[key];
-  if (typeof value !== "number" || !check(value)) {
-    throw new RangeError(
-      `${model}: ${key} must be ${want}, got ${JSON.stringify(value)}`,
-    );
-  }
-  return value;
 }
 
 /**

@@ -105,3 +105,30 @@ export interface Recommender {
 
 /** Builds a model from a {@linkcode ModelContext}. */
 export type ModelFactory = (context: ModelContext) => Recommender;
+
+/**
+ * Reads one numeric hyper-parameter.
+ *
+ * @param model Model name, for the message.
+ * @param config The config.
+ * @param key The key.
+ * @param check Whether a value is valid.
+ * @param want What a valid value is, in words.
+ * @returns The value.
+ * @throws {RangeError} When the key is missing or its value invalid.
+ */
+export function readNumber(
+  model: string,
+  config: ModelConfig,
+  key: string,
+  check: (x: number) => boolean,
+  want: string,
+): number {
+  const value = config[key];
+  if (typeof value !== "number" || !check(value)) {
+    throw new RangeError(
+      `${model}: ${key} must be ${want}, got ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
+}

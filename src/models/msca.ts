@@ -45,6 +45,7 @@ import type {
   Recommender,
   Scorer,
 } from "./model.ts";
+import { readNumber } from "./model.ts";
 
 /** The modalities in the order the fusion stacks their views. */
 export const MODALITY_ORDER: readonly Modality[] = ["image", "text"];
@@ -567,15 +568,8 @@ export class MSCA implements Recommender {
  * @throws {RangeError} Naming a missing or invalid key.
  */
 export function mscaHyperParameters(config: ModelConfig): MscaHyperParameters {
-  const number = (key: string, check: (x: number) => boolean, want: string) => {
-    const value = config[key];
-    if (typeof value !== "number" || !check(value)) {
-      throw new RangeError(
-        `MSCA: ${key} must be ${want}, got ${JSON.stringify(value)}`,
-      );
-    }
-    return value;
-  };
+  const number = (key: string, check: (x: number) => boolean, want: string) =>
+    readNumber("MSCA", config, key, check, want);
   const positiveInteger = (x: number) => Number.isInteger(x) && x >= 1;
   const nonNegative = (x: number) => Number.isFinite(x) && x >= 0;
   const freeze = config.freeze_features ?? false;
