@@ -241,15 +241,14 @@ async function main(argv: string[]): Promise<void> {
   log.line(`run folder: ${runDir}`);
 
   // The trainer reuses these for every combination with the same knn_k.
-  const [firstRun] = expandGrid(config);
+  const runs = expandGrid(config);
   const graphs = await buildGraphs(dataset, {
-    knn_k: firstRun.knn_k,
+    knn_k: runs[0].knn_k,
     cacheDir: config.graph_cache_dir === "" ? null : config.graph_cache_dir,
     modelKind: modelEntry(config.model).graphKind,
     onProgress: graphProgress(progress),
   });
   progress.close();
-  const runs = expandGrid(config);
 
   const search = await gridSearch(config, dataset, {
     graphs,
